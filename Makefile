@@ -1,0 +1,44 @@
+# pairforge: the two set-up commands are `make demo` and `make test`; both create .venv on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out/quickstart
+# torch/torchvision pinned as a pair that imports together (see README, "Install")
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: install install-test demo test bench lint clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install -q $(TORCH_PINS) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install -q $(TORCH_PINS) -e '.[test]'
+	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q $(TORCH_PINS) -e '.[bench]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(BIN)/pairforge run configs/quickstart.yaml --out $(OUT)
+	$(BIN)/pairforge info $(OUT)
+	$(BIN)/pairforge preview $(OUT) --out $(OUT)/preview.png
+	@echo "demo output: $(OUT) (shards in $(OUT)/shards, contact sheet $(OUT)/preview.png)"
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf out .pytest_cache .hypothesis

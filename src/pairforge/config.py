@@ -1,0 +1,126 @@
+"""The run configuration: pydantic models of the YAML, the one place that knows every option.
+
+Each library package owns the models of its own section (sources, filters, degradations, synthesis);
+this module composes them. Unknown keys, wrong types and impossible values are errors that name the
+field (see :func:`load_config`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError
+
+from pairforge.configbase import Resources, StrictModel
+from pairforge.degradations.simple import SimpleDegradeConfig
+from pairforge.filters.config import IQAFilterConfig, SanityFilterConfig
+from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
+
+
+class RunSection(StrictModel):
+    name: str = Field("pairforge", pattern=r"^[A-Za-z0-9_-]+$")
+    seed: int = Field(0, ge=0, description="the run seed; every sample's randomness derives from it")
+    num_samples: int | None = Field(None, ge=1, description="cap on samples (default: all the source has)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class OutputSection(StrictModel):
+    samples_per_shard: int = Field(64, ge=1, le=1_000_000)
+    image_format: Literal["png"] = "png"
+    png_compression: int = Field(1, ge=0, le=9, description="zlib level: lossless at any level, 1 is fastest")
+    write_prompt: bool = Field(True, description="write KEY.txt with the prompt when the sample has one")
+
+
+class RaySection(StrictModel):
+    address: str | None = Field(None, description="Ray cluster address; None starts local Ray")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs for local Ray (default: all)")
+    object_store_memory: int | None = Field(None, ge=78_643_200)
+
+
+SourceConfig = Annotated[Union[BundledSourceConfig, FilesSourceConfig], Field(discriminator="kind")]
+FilterConfig = Annotated[Union[SanityFilterConfig, IQAFilterConfig], Field(discriminator="kind")]
+DegradeConfig = Annotated[Union[SimpleDegradeConfig], Field(discriminator="kind")]
+
+
+class WriterConfig(StrictModel):
+    resources: Resources = Resources(batch_size=64)
+
+
+class PipelineConfig(StrictModel):
+    run: RunSection = RunSection()
+    source: SourceConfig = BundledSourceConfig()
+    filters: list[FilterConfig] = Field(default_factory=list)
+    degrade: DegradeConfig = SimpleDegradeConfig()
+    output: OutputSection = OutputSection()
+    writer: WriterConfig = WriterConfig()
+    ray: RaySection = RaySection()
+
+
+class ConfigError(ValueError):
+    """A config problem, with every offending field named."""
+
+
+def format_validation_error(err: ValidationError, origin: str = "config") -> str:
+    lines = [f"{origin}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not an option here)"
+        ctx = e.get("ctx") or {}
+        if "expected" in ctx:
+            msg += f" (allowed: {ctx['expected']})"
+        lines.append(f"  - {loc}: {msg}; got {e.get('input')!r}"[:500])
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> PipelineConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, origin)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a YAML config; ``overrides`` are ``dotted.key=yaml_value`` strings applied on top."""
+    p = Path(path)
+    if not p.exists():
+        builtin = Path(__file__).resolve().parents[2] / "configs" / f"{path}.yaml"
+        if builtin.exists():
+            p = builtin
+        else:
+            raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    for ov in overrides or []:
+        apply_override(data, ov)
+    return parse_config(data, origin=str(p))
+
+
+def apply_override(data: dict, override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like dotted.key=value")
+    key, _, raw = override.partition("=")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+
+
+def config_to_dict(config: PipelineConfig) -> dict:
+    return config.model_dump(mode="json")

@@ -1,0 +1,29 @@
+"""The degrader contract: HQ images + per-sample seeds in, LQ images + every sampled parameter out."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class DegradeResult:
+    lq: np.ndarray  # uint8 RGB H' x W' x 3
+    params: dict  # JSON-serialisable: the exact chain with every sampled parameter
+    hq: np.ndarray | None = None  # set when the degrader changes the HQ too (aligned crops, USM)
+    extra: dict = field(default_factory=dict)
+
+
+class Degrader(abc.ABC):
+    """A degradation model. ``degrade`` must give the same result for a (image, seed) pair whatever
+    else is in the batch, so batching never changes a sample (DESIGN.md)."""
+
+    name: str = "degrader"
+
+    @abc.abstractmethod
+    def degrade(
+        self, images: list[np.ndarray], seeds: list[int], aux: list[dict] | None = None
+    ) -> list[DegradeResult]:
+        """Degrade a batch. ``images`` are uint8 RGB arrays, ``seeds`` one integer per image,
+        ``aux`` optional per-sample extras (masks, depth, a second image, the sample index)."""

@@ -1,0 +1,65 @@
+"""A first-order blur -> downscale -> noise -> JPEG chain (Real-ESRGAN's first stage, simplified).
+
+The full, faithful high-order engine lives in the chain modules; this small one stays as the cheapest
+sensible degradation (and a baseline in benchmarks).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from pairforge.configbase import FloatRange, StrictModel
+from pairforge.degradations.base import DegradeResult, Degrader
+from pairforge.seeding import rng_from_seed
+
+
+class SimpleDegradeConfig(StrictModel):
+    kind: Literal["simple"] = "simple"
+    scale: int = Field(4, ge=1, le=8, description="HQ/LQ size ratio")
+    blur_sigma: FloatRange = (0.2, 3.0)
+    noise_sigma: FloatRange = Field((1.0, 30.0), description="Gaussian noise sigma, 0-255 units")
+    jpeg_quality: FloatRange = (30.0, 95.0)
+
+    def build(self) -> "SimpleDegrader":
+        return SimpleDegrader(self)
+
+
+class SimpleDegrader(Degrader):
+    name = "simple"
+
+    def __init__(self, config: SimpleDegradeConfig):
+        self.config = config
+
+    def degrade(self, images, seeds, aux=None):
+        return [self._one(img, seed) for img, seed in zip(images, seeds)]
+
+    def _one(self, img: np.ndarray, seed: int) -> DegradeResult:
+        c = self.config
+        rng = rng_from_seed(seed)
+        sigma = float(rng.uniform(*c.blur_sigma))
+        noise = float(rng.uniform(*c.noise_sigma))
+        quality = int(round(rng.uniform(*c.jpeg_quality)))
+        x = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
+        h, w = img.shape[:2]
+        size = (max(1, w // c.scale), max(1, h // c.scale))
+        x = cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+        x = x + rng.standard_normal(x.shape).astype(np.float32) * noise
+        x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        lq = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        params = {
+            "chain": "simple",
+            "scale": c.scale,
+            "ops": [
+                {"op": "gaussian_blur", "sigma": sigma},
+                {"op": "resize", "mode": "area", "size": [size[1], size[0]]},
+                {"op": "gaussian_noise", "sigma": noise, "gray": False},
+                {"op": "jpeg", "quality": quality, "encoder": "opencv"},
+            ],
+        }
+        return DegradeResult(lq=lq, params=params)
