@@ -27,6 +27,7 @@ class RunSection(StrictModel):
 
 class OutputSection(StrictModel):
     samples_per_shard: int = Field(64, ge=1, le=1_000_000)
+    format: Literal["webdataset", "folder"] = Field("webdataset", description="tar shards, or plain hq/ lq/ meta/ folders")
     image_format: Literal["png"] = "png"
     png_compression: int = Field(1, ge=0, le=9, description="zlib level: lossless at any level, 1 is fastest")
     write_prompt: bool = Field(True, description="write KEY.txt with the prompt when the sample has one")
@@ -124,3 +125,10 @@ def apply_override(data: dict, override: str) -> None:
 
 def config_to_dict(config: PipelineConfig) -> dict:
     return config.model_dump(mode="json")
+
+
+def degrade_section_for_preset(name: str) -> dict:
+    """The ``degrade:`` section a preset name stands for (used by ``pairforge degrade --preset``)."""
+    if name == "simple":
+        return {"kind": "simple"}
+    raise KeyError(f"unknown degradation preset {name!r}; allowed: simple")

@@ -1,0 +1,253 @@
+"""The pairforge command line (typer). Every command has --help."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="pairforge: manufacture (clean, degraded) image pairs for restoration training.",
+)
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(config: str, overrides: list[str] | None):
+    from pairforge.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _summary_table(s) -> Table:
+    t = Table(title="pairforge run summary")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("output", s.out)
+    t.add_row("inputs planned", str(s.num_samples))
+    t.add_row("shards", f"{s.shards_total} ({s.shards_skipped} already committed, {s.shards_written} written now)")
+    t.add_row("accepted pairs (dataset)", str(s.accepted))
+    t.add_row("rejected (dataset)", str(sum(s.rejected.values())))
+    t.add_row("this run", f"{s.accepted_this_run} pairs from {s.inputs_this_run} inputs in {s.seconds:.1f} s")
+    t.add_row("pairs/s (this run, wall clock)", f"{s.pairs_per_second:.2f}")
+    return t
+
+
+def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address: Optional[str], quiet: bool = False):
+    from pairforge.pipeline.runner import run_pipeline
+    from pairforge.report import rejection_table
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("accepted {task.fields[accepted]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+    state: dict = {}
+
+    def on_start(plan, n_shards, n_pending):
+        pending_inputs = sum(s.size for s in plan.shards()[-n_pending:]) if n_pending else 0
+        if n_pending < n_shards:
+            err.print(f"resuming: {n_shards - n_pending} of {n_shards} shards already committed")
+        state["task"] = progress.add_task("samples", total=pending_inputs, accepted=0)
+        progress.start()
+
+    def on_record(rec):
+        state["accepted"] = state.get("accepted", 0) + rec["samples"]
+        progress.update(state["task"], advance=rec["end"] - rec["start"], accepted=state["accepted"])
+
+    try:
+        summary = run_pipeline(cfg, out, limit=limit, executor=executor, ray_address=ray_address, on_start=on_start, on_record=on_record)
+    finally:
+        progress.stop()
+    if not quiet:
+        console.print(_summary_table(summary))
+        console.print(rejection_table(summary.rejected, summary.num_samples, title="Rejections by stage/rule"))
+    return summary
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(..., help="YAML run config (or a name under configs/, e.g. quickstart)"),
+    out: str = typer.Option(..., "--out", "-o", help="output directory: a local path or s3://bucket/prefix; an existing one is resumed"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="make at most this many samples (inputs)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: config ray.address, else local Ray)"),
+    executor: str = typer.Option("ray", "--executor", help="ray (distributed, default) or local (one process, no Ray)"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
+):
+    """Run a pipeline config into OUT; rerunning into the same OUT resumes where it stopped."""
+    from pairforge.pipeline.ledger import ResumeConflict
+    from pairforge.pipeline.plan import PlanError
+
+    cfg = _load(config, set_)
+    if executor not in ("ray", "local"):
+        _fail(f"--executor must be ray or local, got {executor!r}")
+    try:
+        execute_run(cfg, out, limit, executor, ray_address, quiet)
+    except (ResumeConflict, PlanError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def validate(
+    config: str = typer.Argument(..., help="YAML run config"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
+):
+    """Check a config and print the resolved config and the plan (stages, segments, shards)."""
+    from pairforge.config import config_to_dict
+    from pairforge.pipeline.plan import PlanError
+    from pairforge.pipeline.runner import make_plan
+    from pairforge.sources.files import SourceListingError
+
+    cfg = _load(config, set_)
+    try:
+        plan = make_plan(cfg, None, limit)
+    except (PlanError, SourceListingError) as e:
+        _fail(str(e))
+    console.print("[bold]resolved config[/]")
+    console.print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip(), highlight=False, markup=False)
+    d = plan.describe()
+    t = Table(title="plan")
+    t.add_column("segment")
+    t.add_column("stages")
+    t.add_column("CPUs/worker", justify="right")
+    t.add_column("GPUs/worker", justify="right")
+    for i, seg in enumerate(d["segments"]):
+        t.add_row(str(i), " -> ".join(seg["stages"]), str(seg["num_cpus"]), str(seg["num_gpus"]))
+    console.print(t)
+    console.print(f"source: {json.dumps(d['source'])}")
+    console.print(f"{d['num_samples']} inputs in {d['shards']} shards of {d['samples_per_shard']}")
+    console.print("[green]config OK[/]")
+
+
+@app.command()
+def info(
+    directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
+    key: Optional[str] = typer.Option(None, "--key", help="print the JSON metadata of one sample"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """What a dataset directory holds: shards, samples, rejections by reason."""
+    from pairforge.io.storage import open_storage
+    from pairforge.preview import sample_meta
+    from pairforge.report import dataset_info, print_info
+
+    storage = open_storage(directory)
+    if not storage.exists("run.json") and not storage.list("shards/"):
+        _fail(f"{directory} is not a pairforge dataset (no run.json, no shards/)")
+    if key is not None:
+        meta = sample_meta(storage, key)
+        if meta is None:
+            _fail(f"no accepted sample with key {key!r} in {directory}")
+        console.print_json(data=meta)
+        return
+    data = dataset_info(storage)
+    if as_json:
+        console.print_json(data=data)
+    else:
+        print_info(data, console)
+
+
+@app.command()
+def preview(
+    directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
+    out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write"),
+    n: int = typer.Option(16, "--n", min=1, max=256, help="number of pairs"),
+    cell: int = typer.Option(192, "--cell", min=32, max=1024, help="pixels per image in the sheet"),
+):
+    """Write a contact-sheet PNG of HQ | LQ pairs with their keys."""
+    from pairforge.io.storage import open_storage
+    from pairforge.preview import contact_sheet, load_pairs
+
+    pairs = load_pairs(open_storage(directory), n)
+    if not pairs:
+        _fail(f"{directory} holds no committed pairs")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(pairs, cell=cell).save(out)
+    console.print(f"wrote {out} ({len(pairs)} pairs)")
+
+
+@app.command()
+def degrade(
+    input: str = typer.Argument(..., help="photos: a folder, glob, list file (.txt) or s3:// prefix"),
+    output: str = typer.Argument(..., help="output directory (local or s3://); resumable like `run`"),
+    preset: str = typer.Option("simple", "--preset", "-p", help="degradation preset (see `pairforge degrade --help`)"),
+    degrade_config: Optional[Path] = typer.Option(None, "--degrade-config", help="YAML of a full `degrade:` section (overrides --preset)"),
+    crop: Optional[int] = typer.Option(None, "--crop", min=8, help="random-crop each photo to this size"),
+    tiles_per_image: int = typer.Option(1, "--tiles-per-image", min=1, help="random crops per photo (with --crop)"),
+    samples_per_shard: int = typer.Option(64, "--samples-per-shard", min=1),
+    fmt: str = typer.Option("shards", "--format", help="shards (WebDataset) or folder (hq/ lq/ meta/ files)"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
+    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Degrade existing photos into HQ/LQ pairs, without Ray by default (the offline use case)."""
+    from pairforge.config import ConfigError, parse_config
+    from pairforge.config import degrade_section_for_preset
+
+    if fmt not in ("shards", "folder"):
+        _fail(f"--format must be shards or folder, got {fmt!r}")
+    if degrade_config is not None:
+        section = yaml.safe_load(degrade_config.read_text())
+        section = section.get("degrade", section) if isinstance(section, dict) else section
+    else:
+        try:
+            section = degrade_section_for_preset(preset)
+        except KeyError as e:
+            _fail(str(e.args[0]))
+    source = {"kind": "files", "paths": [input]}
+    if crop:
+        source["crop"] = {"mode": "random", "size": crop}
+        source["tiles_per_image"] = tiles_per_image
+    data = {
+        "run": {"name": "degrade", "seed": seed},
+        "source": source,
+        "filters": [{"kind": "sanity", "min_size": 8, "min_std": 0.0, "max_clipped": 1.0, "max_aspect": 1000.0}],
+        "degrade": section,
+        "output": {"samples_per_shard": samples_per_shard, "format": fmt},
+    }
+    try:
+        cfg = parse_config(data, origin="pairforge degrade")
+    except ConfigError as e:
+        _fail(str(e))
+    from pairforge.pipeline.ledger import ResumeConflict
+    from pairforge.pipeline.plan import PlanError
+    from pairforge.sources.files import SourceListingError
+
+    try:
+        execute_run(cfg, output, limit, "ray" if use_ray else "local", None, quiet)
+    except (ResumeConflict, PlanError, SourceListingError) as e:
+        _fail(str(e))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=os.environ.get("PAIRFORGE_LOG", "WARNING"))
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Executors run the pending shards of a plan: in this process (``local``) or on Ray Data (``ray``).
+
+Both call the same :mod:`pairforge.pipeline.shardwork` code, so a sample is identical either way."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+from typing import Callable
+
+from pairforge.io.shards import FolderWriter, ShardWriter
+from pairforge.io.storage import open_storage
+from pairforge.pipeline.plan import Plan, Segment, ShardSpec
+from pairforge.pipeline.shardwork import run_stages, shard_batch, write_batch
+from pairforge.stage import Stage
+
+log = logging.getLogger(__name__)
+
+OnRecord = Callable[[dict], None]
+
+
+def attach_source_loader(stages: list[Stage], plan_source_stages: list[Stage] | None = None) -> None:
+    """Give the run context a loader of any sample's clean image (used by e.g. reflection).
+
+    Uses the segment's own source stage when it has one, else a private copy of the plan's."""
+    from pairforge.stages.source import SourceStage
+
+    if not stages:
+        return
+    ctx = stages[0].context
+    src = next((s for s in stages if isinstance(s, SourceStage)), None)
+    if src is None and plan_source_stages:
+        cand = plan_source_stages[0]
+        if isinstance(cand, SourceStage):
+            src = SourceStage(cand.config, cand.context, files=cand._files)
+    if src is not None:
+        ctx.load_source_image = src.load_hq
+
+
+def make_writer(run_url: str, output) -> ShardWriter:
+    """The writer for an output section: WebDataset tars or plain folders."""
+    cls = FolderWriter if output.format == "folder" else ShardWriter
+    return cls(open_storage(run_url), png_compression=output.png_compression, write_prompt=output.write_prompt)
+
+
+class LocalExecutor:
+    """Runs every stage in this process, shard after shard: no Ray, no copies between processes."""
+
+    name = "local"
+
+    def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
+        stages = plan.stages
+        attach_source_loader(stages)
+        writer = make_writer(plan.context.run_url, plan.config.output)
+        for spec in pending:
+            timings: dict[str, float] = {}
+            batch = run_stages(stages, shard_batch(spec.start, spec.end), timings)
+            on_record(write_batch(writer, spec.shard, spec.start, spec.end, batch, timings))
+
+
+class SegmentWorker:
+    """One Ray Data actor: runs a segment's stages on whole shards (one row = one shard)."""
+
+    def __init__(self, payload: bytes):
+        spec = pickle.loads(payload)
+        self.stages: list[Stage] = spec["stages"]
+        self.with_writer: bool = spec["with_writer"]
+        self.first: bool = spec["first"]
+        threads = max(1, int(math.floor(spec["num_cpus"])) or 1)
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
+        import cv2
+
+        cv2.setNumThreads(threads)
+        attach_source_loader(self.stages, spec["source_stages"])
+        self.plan_writer = None
+        if self.with_writer:
+            self.plan_writer = make_writer(spec["run_url"], spec["output"])
+
+    def __call__(self, rows: dict) -> dict:
+        import numpy as np
+
+        out: dict[str, list] = {"shard": [], "start": [], "end": [], "payload": []}
+        for i in range(len(rows["shard"])):
+            shard, start, end = int(rows["shard"][i]), int(rows["start"][i]), int(rows["end"][i])
+            if self.first:
+                batch, timings = shard_batch(start, end), {}
+            else:
+                batch, timings = pickle.loads(rows["payload"][i])
+            batch = run_stages(self.stages, batch, timings)
+            if self.with_writer:
+                record = write_batch(self.plan_writer, shard, start, end, batch, timings)
+                payload = json.dumps(record).encode()
+            else:
+                payload = pickle.dumps((batch, timings), protocol=5)
+            out["shard"].append(shard)
+            out["start"].append(start)
+            out["end"].append(end)
+            out["payload"].append(payload)
+        return {
+            "shard": np.array(out["shard"], dtype=np.int64),
+            "start": np.array(out["start"], dtype=np.int64),
+            "end": np.array(out["end"], dtype=np.int64),
+            "payload": np.array(out["payload"], dtype=object),
+        }
+
+
+def pool_sizes(segments: list[Segment], cpus: float, gpus: float) -> list[tuple[float, int]]:
+    """(num_cpus per actor, max actors) for each segment, never reserving more CPUs than exist.
+
+    On a 2-core machine an actor pool that takes every CPU starves the others and the run hangs, so CPU
+    is split between the CPU segments, with fractional reservations when there is less than one core each."""
+    gpu_cpu = sum(s.num_cpus for s in segments if s.num_gpus > 0)
+    cpu_segs = [s for s in segments if s.num_gpus == 0]
+    budget = max(cpus - gpu_cpu, 0.5)
+    share = budget / max(1, len(cpu_segs))
+    sizes = []
+    for s in segments:
+        if s.num_gpus > 0:
+            if gpus <= 0:
+                raise RuntimeError(
+                    f"stage(s) {s.names} ask for {s.num_gpus} GPU per worker but the Ray cluster has no GPU; "
+                    "set their resources.num_gpus: 0 to run on CPU"
+                )
+            n = max(1, int(gpus // s.num_gpus))
+            if s.concurrency:
+                n = min(n, s.concurrency)
+            sizes.append((min(s.num_cpus, 1.0), n))
+        else:
+            per = min(max(s.num_cpus, 0.01), share)
+            n = max(1, int(share // per))
+            if s.concurrency:
+                n = min(n, s.concurrency)
+            sizes.append((per, n))
+    return sizes
+
+
+class RayExecutor:
+    """Ray Data plan: one row per shard, one actor pool per segment, the writer in the last segment."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, object_store_memory: int | None = None):
+        self.address = address
+        self.num_cpus = num_cpus
+        self.object_store_memory = object_store_memory
+
+    def _init_ray(self):
+        import ray
+
+        if ray.is_initialized():
+            return ray
+        kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+        if self.address:
+            ray.init(address=self.address, **kwargs)
+        else:
+            ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, **kwargs)
+        return ray
+
+    def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
+        if not pending:
+            return
+        ray = self._init_ray()
+        from ray.data import ActorPoolStrategy, DataContext
+
+        dctx = DataContext.get_current()
+        dctx.execution_options.preserve_order = False
+        dctx.enable_progress_bars = False
+        dctx.print_on_execution_start = False
+        res = ray.cluster_resources()
+        segments = plan.segments()
+        sizes = pool_sizes(segments, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
+        src_stages = [s for s in plan.stages if s.name == "source"]
+        items = [{"shard": s.shard, "start": s.start, "end": s.end} for s in pending]
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        for i, (seg, (ncpu, nact)) in enumerate(zip(segments, sizes)):
+            payload = pickle.dumps(
+                {
+                    "stages": seg.stages,
+                    "with_writer": seg.with_writer,
+                    "first": i == 0,
+                    "num_cpus": ncpu,
+                    "source_stages": src_stages,
+                    "run_url": plan.context.run_url,
+                    "output": plan.config.output,
+                }
+            )
+            kwargs = dict(
+                fn_constructor_args=(payload,),
+                batch_size=1,
+                batch_format="numpy",
+                compute=ActorPoolStrategy(min_size=1, max_size=nact),
+                num_cpus=ncpu,
+            )
+            if seg.num_gpus > 0:
+                kwargs["num_gpus"] = seg.num_gpus
+            ds = ds.map_batches(SegmentWorker, **kwargs)
+        for row in ds.iter_rows():
+            on_record(json.loads(bytes(row["payload"])))
+
+
+def executor_for(name: str, ray_section=None, address: str | None = None):
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        rs = ray_section
+        return RayExecutor(
+            address=address or (rs.address if rs else None),
+            num_cpus=rs.num_cpus if rs else None,
+            object_store_memory=rs.object_store_memory if rs else None,
+        )
+    raise ValueError(f"unknown executor {name!r}; allowed: local, ray")
+

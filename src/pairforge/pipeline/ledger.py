@@ -1,0 +1,164 @@
+"""The run directory's bookkeeping: run.json, the files listing, commit records, index.json, cleanup.
+
+Resume = read the commit records, trust those whose tar is present with the recorded size and whose
+index range matches the plan, redo everything else. Temp files and tars without a record are removed
+at the end of a run, after every planned shard has been committed (never before: a straggler worker
+of a killed run may still be renaming one)."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pairforge.io.shards import SHARD_DIR, shard_name
+from pairforge.io.storage import TMP_MARK, Storage
+
+RUN_JSON = "run.json"
+INDEX_JSON = "index.json"
+# config sections that may change between a run and its resume without changing any sample
+RESUME_FREE_KEYS = ("ray",)
+RESUME_FREE_RUN_KEYS = ("num_samples", "device")
+
+
+class ResumeConflict(ValueError):
+    pass
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("pairforge", "numpy", "torch", "opencv-python-headless", "pillow", "ray", "pyiqa", "webdataset", "diffusers", "transformers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def comparable(config: dict) -> dict:
+    c = {k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}
+    c["run"] = {k: v for k, v in c.get("run", {}).items() if k not in RESUME_FREE_RUN_KEYS}
+    # resources change speed, never samples
+    return _drop_resources(c)
+
+
+def _drop_resources(node):
+    if isinstance(node, dict):
+        return {k: _drop_resources(v) for k, v in node.items() if k != "resources"}
+    if isinstance(node, list):
+        return [_drop_resources(v) for v in node]
+    return node
+
+
+def _diff(a, b, path="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+        return out
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
+
+
+def start_run(storage: Storage, config: dict, plan_info: dict) -> dict:
+    """Write run.json for a new run, or check that a resume uses a compatible config."""
+    if storage.exists(RUN_JSON):
+        old = json.loads(storage.read_bytes(RUN_JSON))
+        changes = _diff(comparable(old["config"]), comparable(config))
+        if changes:
+            raise ResumeConflict(
+                f"{storage.uri(RUN_JSON)} was made with a different config, so resuming would mix samples:\n  "
+                + "\n  ".join(changes[:20])
+                + "\nUse a new --out directory (or restore the original config)."
+            )
+        old.setdefault("resumes", []).append({"at": time.time(), "versions": package_versions()})
+        old["config"] = config
+        old["plan"] = plan_info
+        storage.write_bytes(RUN_JSON, json.dumps(old, indent=2, sort_keys=True).encode())
+        return old
+    info = {
+        "pairforge_run": 1,
+        "created": time.time(),
+        "config": config,
+        "plan": plan_info,
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "argv": [a for a in sys.argv],
+    }
+    storage.write_bytes(RUN_JSON, json.dumps(info, indent=2, sort_keys=True).encode())
+    return info
+
+
+def committed_records(storage: Storage) -> dict[int, dict]:
+    """Valid commit records by shard id (a record whose tar is missing or resized is not valid)."""
+    names = storage.list(SHARD_DIR + "/")
+    present = set(names)
+    out: dict[int, dict] = {}
+    for n in names:
+        if not n.endswith(".json") or TMP_MARK in n:
+            continue
+        try:
+            rec = json.loads(storage.read_bytes(n))
+        except (ValueError, OSError):
+            continue  # unreadable record = uncommitted; the shard is redone
+        tar = rec.get("tar")
+        if tar is not None:
+            if tar not in present or storage.size(tar) != rec.get("bytes"):
+                continue
+        out[int(rec["shard"])] = rec
+    return out
+
+
+def is_done(rec: dict | None, start: int, end: int) -> bool:
+    return rec is not None and rec.get("start") == start and rec.get("end") == end
+
+
+def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -> dict:
+    wanted = {s.shard for s in plan_shards}
+    shards = [
+        {"name": r["tar"], "shard": sid, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
+        for sid, r in sorted(records.items())
+        if sid in wanted and r.get("tar")
+    ]
+    rejected: dict[str, int] = {}
+    for sid, r in records.items():
+        if sid in wanted:
+            for k, v in r.get("rejected_counts", {}).items():
+                rejected[k] = rejected.get(k, 0) + v
+    index = {
+        "format": "pairforge-webdataset",
+        "version": 1,
+        "shards": shards,
+        "total_samples": sum(s["samples"] for s in shards),
+        "total_inputs": sum(records[s.shard]["end"] - records[s.shard]["start"] for s in plan_shards if s.shard in records),
+        "rejected": dict(sorted(rejected.items())),
+        "members": ["hq.png", "lq.png", "json", "txt (optional)"],
+    }
+    storage.write_bytes(INDEX_JSON, json.dumps(index, indent=2).encode())
+    return index
+
+
+def cleanup(storage: Storage, records: dict[int, dict], plan_shards: list) -> list[str]:
+    """Remove temp files and shard files that no valid record of this plan owns. Returns what went."""
+    keep = set()
+    wanted = {s.shard for s in plan_shards}
+    for sid, r in records.items():
+        if sid in wanted:
+            keep.add(shard_name(sid) + ".json")
+            if r.get("tar"):
+                keep.add(r["tar"])
+    gone = [n for n in storage.list(SHARD_DIR + "/") if n not in keep]
+    storage.delete_many(gone)
+    return gone

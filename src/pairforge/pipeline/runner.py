@@ -1,0 +1,146 @@
+"""Run a pipeline config into an output directory: plan, resume, calibrate, execute, index, summarise."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pairforge.batch import Batch
+from pairforge.config import PipelineConfig, config_to_dict
+from pairforge.io.storage import Storage, open_storage
+from pairforge.pipeline import ledger
+from pairforge.pipeline.executors import executor_for
+from pairforge.pipeline.plan import Plan, PlanError, build_stages, resolve_device
+from pairforge.pipeline.shardwork import run_stages, shard_batch
+from pairforge.sources.config import FilesSourceConfig
+from pairforge.stage import RunContext
+from pairforge.stages.source import INPUTS_LISTING
+
+
+@dataclass
+class RunSummary:
+    out: str
+    num_samples: int
+    shards_total: int
+    shards_skipped: int
+    shards_written: int
+    accepted: int
+    rejected: dict[str, int]
+    seconds: float
+    accepted_this_run: int
+    inputs_this_run: int
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.accepted_this_run / self.seconds if self.seconds > 0 else 0.0
+
+
+def _files_listing(storage: Storage | None, cfg: FilesSourceConfig) -> tuple[list[str], dict]:
+    """The files listing: reused from the run directory on resume, else discovered and persisted."""
+    from pairforge.sources.files import discover_files
+
+    if storage is not None and storage.exists(INPUTS_LISTING):
+        files = storage.read_bytes(INPUTS_LISTING).decode("utf-8").splitlines()
+        return files, {"files": len(files), "listing": "reused from run directory"}
+    files, stats = discover_files(cfg)
+    if not files:
+        raise PlanError(f"source.paths {cfg.paths} contain no file with extensions {cfg.extensions}")
+    if storage is not None:
+        storage.write_bytes(INPUTS_LISTING, ("\n".join(files) + "\n").encode("utf-8"))
+    return files, stats
+
+
+def make_plan(config: PipelineConfig, out: str | None, limit: int | None = None) -> Plan:
+    """Everything about a run that can be known before any image is touched."""
+    storage = open_storage(out) if out is not None else None
+    ctx = RunContext(seed=config.run.seed, run_url=storage.url if storage else None, device=resolve_device(config.run.device))
+    files = None
+    src = config.source
+    if isinstance(src, FilesSourceConfig):
+        files, info = _files_listing(storage, src)
+    else:
+        info = {}
+    stages = build_stages(config, ctx, files=None if storage is not None else files)
+    source_len = None
+    first = stages[0]
+    if first.name == "source":
+        from pairforge.stages.source import build_image_source
+
+        source_len = len(build_image_source(src, ctx, files))
+    cap = limit if limit is not None else config.run.num_samples
+    if source_len is None:
+        if cap is None:
+            raise PlanError(f"source.kind {src.kind!r} has no natural size: set run.num_samples (or --limit)")
+        total = cap
+    else:
+        total = source_len if cap is None else min(cap, source_len)
+        info = {"kind": src.kind, "available": source_len, **info}
+    if total <= 0:
+        raise PlanError(f"the source yields no samples (source.kind={src.kind!r})")
+    return Plan(config=config, context=ctx, stages=stages, num_samples=total, source_info=info)
+
+
+def calibrate(plan: Plan) -> None:
+    """Let stages that need data before the run (percentile thresholds) prepare, in order, on the driver."""
+    for i, st in enumerate(plan.stages):
+        if not st.needs_calibration:
+            continue
+        before = plan.stages[:i]
+
+        def upstream(n: int, _before=before) -> Batch:
+            return run_stages(_before, shard_batch(0, min(n, plan.num_samples)))
+
+        st.prepare(upstream)
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    out: str,
+    limit: int | None = None,
+    executor: str = "ray",
+    ray_address: str | None = None,
+    on_start: Callable[[Plan, int, int], None] | None = None,
+    on_record: Callable[[dict], None] | None = None,
+) -> RunSummary:
+    t0 = time.perf_counter()
+    storage = open_storage(out)
+    plan = make_plan(config, storage.url, limit)
+    resolved = config_to_dict(config)
+    resolved["run"]["num_samples"] = plan.num_samples
+    ledger.start_run(storage, resolved, plan.describe())
+    shards = plan.shards()
+    done = ledger.committed_records(storage)
+    pending = [s for s in shards if not ledger.is_done(done.get(s.shard), s.start, s.end)]
+    if on_start:
+        on_start(plan, len(shards), len(pending))
+    if pending:
+        calibrate(plan)
+    counters = {"accepted": 0, "inputs": 0}
+
+    def record_cb(rec: dict) -> None:
+        counters["accepted"] += rec["samples"]
+        counters["inputs"] += rec["end"] - rec["start"]
+        if on_record:
+            on_record(rec)
+
+    executor_for(executor, config.ray, ray_address).run(plan, pending, record_cb)
+    records = ledger.committed_records(storage)
+    missing = [s.shard for s in shards if not ledger.is_done(records.get(s.shard), s.start, s.end)]
+    if missing:
+        raise RuntimeError(f"shards {missing[:10]} were not committed; rerun the same command to resume")
+    index = ledger.write_index(storage, records, shards)
+    removed = ledger.cleanup(storage, records, shards)
+    return RunSummary(
+        out=storage.url,
+        num_samples=plan.num_samples,
+        shards_total=len(shards),
+        shards_skipped=len(shards) - len(pending),
+        shards_written=len(pending),
+        accepted=index["total_samples"],
+        rejected=index["rejected"],
+        seconds=time.perf_counter() - t0,
+        accepted_this_run=counters["accepted"],
+        inputs_this_run=counters["inputs"],
+        removed=removed,
+    )

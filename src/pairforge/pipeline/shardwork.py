@@ -1,0 +1,54 @@
+"""Process one shard: make its batch, run stages over it in micro-batches, write it (library-level,
+no Ray: both executors call this)."""
+from __future__ import annotations
+
+import time
+
+from pairforge.batch import Batch, live_rows, new_batch
+from pairforge.io.shards import ShardWriter
+from pairforge.stage import Stage
+
+
+def take_rows(batch: Batch, rows: list[int]) -> Batch:
+    return {k: [v[r] for r in rows] for k, v in batch.items()}
+
+
+def put_rows(batch: Batch, rows: list[int], part: Batch) -> None:
+    n = len(batch["index"])
+    for k, v in part.items():
+        if k not in batch:
+            batch[k] = [None] * n
+        for j, r in enumerate(rows):
+            batch[k][r] = v[j]
+
+
+def run_stage(stage: Stage, batch: Batch) -> Batch:
+    """Run one stage over the live rows of a batch, ``batch_size`` samples per call.
+
+    Only live rows are grouped, so a GPU stage sees full batches even after filters rejected some."""
+    rows = live_rows(batch)
+    size = max(1, stage.resources.batch_size)
+    for i in range(0, len(rows), size):
+        chunk = rows[i : i + size]
+        part = stage(take_rows(batch, chunk))
+        if len(part["index"]) != len(chunk) or list(part["index"]) != [batch["index"][r] for r in chunk]:
+            raise RuntimeError(f"stage {stage.name!r} changed the rows of its batch (stages must never drop rows)")
+        put_rows(batch, chunk, part)
+    return batch
+
+
+def run_stages(stages: list[Stage], batch: Batch, timings: dict[str, float] | None = None) -> Batch:
+    for st in stages:
+        t0 = time.perf_counter()
+        batch = run_stage(st, batch)
+        if timings is not None:
+            timings[st.name] = timings.get(st.name, 0.0) + time.perf_counter() - t0
+    return batch
+
+
+def shard_batch(start: int, end: int) -> Batch:
+    return new_batch(list(range(start, end)))
+
+
+def write_batch(writer: ShardWriter, shard: int, start: int, end: int, batch: Batch, timings: dict) -> dict:
+    return writer.write_shard(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}})
