@@ -127,10 +127,11 @@ def is_done(rec: dict | None, start: int, end: int) -> bool:
 
 def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -> dict:
     wanted = {s.shard for s in plan_shards}
+    mine = {sid: r for sid, r in sorted(records.items()) if sid in wanted}
     shards = [
         {"name": r["tar"], "shard": sid, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
-        for sid, r in sorted(records.items())
-        if sid in wanted and r.get("tar")
+        for sid, r in mine.items()
+        if r.get("tar")
     ]
     rejected: dict[str, int] = {}
     for sid, r in records.items():
@@ -141,7 +142,7 @@ def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -
         "format": "pairforge-webdataset",
         "version": 1,
         "shards": shards,
-        "total_samples": sum(s["samples"] for s in shards),
+        "total_samples": sum(r["samples"] for r in mine.values()),
         "total_inputs": sum(records[s.shard]["end"] - records[s.shard]["start"] for s in plan_shards if s.shard in records),
         "rejected": dict(sorted(rejected.items())),
         "members": ["hq.png", "lq.png", "json", "txt (optional)"],

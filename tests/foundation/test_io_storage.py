@@ -1,0 +1,43 @@
+import os
+
+import pytest
+
+from pairforge.io.storage import LocalStorage, S3Storage, open_storage
+
+
+def _exercise(st):
+    st.write_bytes("a/b.json", b"{}")
+    assert st.read_bytes("a/b.json") == b"{}"
+    assert st.exists("a/b.json") and not st.exists("a/c.json")
+    tmp = st.local_tempfile("a/big.tar")
+    with open(tmp, "wb") as f:
+        f.write(b"x" * 1000)
+    st.put_file("a/big.tar", tmp)
+    assert not os.path.exists(tmp)
+    assert st.size("a/big.tar") == 1000
+    assert st.list("a/") == ["a/b.json", "a/big.tar"]
+    st.delete("a/b.json")
+    assert st.list("a/") == ["a/big.tar"]
+
+
+def test_local_storage_roundtrip_and_atomic_names(tmp_path):
+    st = LocalStorage(tmp_path / "run")
+    _exercise(st)
+    # no temp files remain visible after atomic writes
+    assert not [p for p in (tmp_path / "run").rglob("*") if ".tmp-" in p.name]
+
+
+def test_local_storage_refuses_escaping_names(tmp_path):
+    with pytest.raises(ValueError, match="escapes"):
+        LocalStorage(tmp_path).write_bytes("../evil", b"")
+
+
+def test_s3_storage_against_moto_server(s3_bucket):
+    st = open_storage(f"s3://{s3_bucket}/runs/one")
+    assert isinstance(st, S3Storage)
+    _exercise(st)
+
+
+def test_unsupported_scheme_is_clear():
+    with pytest.raises(ValueError, match="unsupported output location"):
+        open_storage("gs://bucket/x")
