@@ -1,0 +1,74 @@
+"""Pipeline overhead: `pairforge run` on Ray against the same stages called directly in one process.
+
+Both sides run the quickstart config (bundled photos -> sanity -> PIQE -> degrade -> write) on the same
+inputs, as separate processes started the same way, and report accepted pairs per second of wall clock.
+The direct side is the local executor: one process, no Ray, no copies between processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_once(executor: str, config: str, limit: int | None, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "pairforge.cli", "run", config, "--out", str(out), "--executor", executor, "-q"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    wall = time.perf_counter() - t0
+    index = json.loads((out / "index.json").read_text())
+    records = [json.loads(p.read_text()) for p in sorted((out / "shards").glob("*.json"))]
+    stage_s: dict[str, float] = {}
+    for r in records:
+        for k, v in r.get("stage_seconds", {}).items():
+            stage_s[k] = stage_s.get(k, 0.0) + v
+    return {"executor": executor, "wall_s": wall, "pairs": index["total_samples"], "inputs": index["total_inputs"],
+            "pairs_per_s": index["total_samples"] / wall, "stage_seconds": stage_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", default="configs/quickstart.yaml")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=ROOT / "bench/results/pipeline.json")
+    args = ap.parse_args()
+    results = []
+    for rep in range(args.repeats):
+        for ex in ("local", "ray"):
+            tmp = Path(tempfile.mkdtemp(prefix=f"pf-bench-{ex}-"))
+            try:
+                results.append(run_once(ex, args.config, args.limit, tmp / "out"))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            print(json.dumps(results[-1]), flush=True)
+    best = {ex: max((r for r in results if r["executor"] == ex), key=lambda r: r["pairs_per_s"]) for ex in ("local", "ray")}
+    ratio = best["ray"]["pairs_per_s"] / best["local"]["pairs_per_s"]
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    lines = [
+        f"Pipeline overhead ({args.config}, {best['local']['inputs']} inputs, {machine})",
+        "",
+        "| executor | wall s | pairs | pairs/s | ratio vs direct |",
+        "|---|---|---|---|---|",
+    ]
+    for ex in ("local", "ray"):
+        r = best[ex]
+        lines.append(f"| {'direct, one process (local)' if ex == 'local' else 'pairforge run on Ray'} | {r['wall_s']:.1f} | {r['pairs']} | {r['pairs_per_s']:.2f} | {r['pairs_per_s'] / best['local']['pairs_per_s']:.2f} |")
+    print("\n".join(lines))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"results": results, "ratio_ray_over_direct": ratio, "machine": machine}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
