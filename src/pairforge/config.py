@@ -16,6 +16,7 @@ from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.simple import SimpleDegradeConfig
 from pairforge.filters.config import IQAFilterConfig, SanityFilterConfig
 from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
+from pairforge.synthesis.config import SynthesisSourceConfig
 
 
 class RunSection(StrictModel):
@@ -39,7 +40,9 @@ class RaySection(StrictModel):
     object_store_memory: int | None = Field(None, ge=78_643_200)
 
 
-SourceConfig = Annotated[Union[BundledSourceConfig, FilesSourceConfig], Field(discriminator="kind")]
+SourceConfig = Annotated[
+    Union[BundledSourceConfig, FilesSourceConfig, SynthesisSourceConfig], Field(discriminator="kind")
+]
 FilterConfig = Annotated[Union[SanityFilterConfig, IQAFilterConfig], Field(discriminator="kind")]
 DegradeConfig = Annotated[Union[SimpleDegradeConfig], Field(discriminator="kind")]
 
