@@ -1,0 +1,167 @@
+"""Per-sample 2D filtering with reflect padding, and unsharp masking (USM).
+
+``filter2d`` is a correlation of every channel of sample ``b`` with kernel ``b`` after reflect padding
+by ``k//2`` (BasicSR's ``filter2D``: grouped conv). On CUDA it runs as one grouped convolution for the
+whole batch. On the CPU, torch's depthwise convolution is slow for 21x21 and 51x51 taps (measured in
+bench/bench_degrade.py), so each sample goes through OpenCV instead, as a sum of separable passes when
+the kernel has low numerical rank (a Gaussian is rank 1) and a direct/DFT ``cv2.filter2D`` otherwise.
+Both paths use the same border rule (reflect without repeating the edge = ``BORDER_REFLECT_101``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Largest rank for which summed separable passes beat cv2.filter2D on the CPU (measured, 21x21 taps).
+MAX_SEPARABLE_RANK = 4
+#: A rank-r approximation is used only when the dropped part of the kernel is this small (Frobenius
+#: norm of a kernel that sums to 1): far below what survives 8-bit quantisation.
+RANK_TOLERANCE = 1e-7
+
+
+def trim_kernel(k: np.ndarray) -> np.ndarray:
+    """Drop all-zero outer rings (a size-k kernel zero-padded to 21 filters exactly like the size-k one)."""
+    n = k.shape[0]
+    r = 0
+    while r < n // 2 and not k[r].any() and not k[n - 1 - r].any() and not k[:, r].any() and not k[:, n - 1 - r].any():
+        r += 1
+    return k[r : n - r, r : n - r] if r else k
+
+
+@lru_cache(maxsize=512)
+def _separable_factors_cached(key: bytes, n: int) -> tuple | None:
+    k = np.frombuffer(key, dtype=np.float64).reshape(n, n)
+    return _separable_factors(k)
+
+
+def _separable_factors(k: np.ndarray) -> tuple | None:
+    """[(col_vector, row_vector), ...] with sum of outer products == k up to RANK_TOLERANCE, or None."""
+    u, s, vt = np.linalg.svd(k)
+    tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1])  # tail[r] = ||s[r:]||
+    for r in range(1, min(MAX_SEPARABLE_RANK, len(s)) + 1):
+        rest = tail[r] if r < len(s) else 0.0
+        if rest <= RANK_TOLERANCE:
+            return tuple(
+                ((u[:, i] * np.sqrt(s[i])).astype(np.float32), (vt[i] * np.sqrt(s[i])).astype(np.float32)) for i in range(r)
+            )
+    return None
+
+
+def filter_hwc(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Correlate an H x W x C float32 image with one kernel (float64 or float32), reflect-101 borders."""
+    k = trim_kernel(np.asarray(kernel, dtype=np.float64))
+    if k.shape[0] == 1:
+        return img * np.float32(k[0, 0]) if k[0, 0] != 1.0 else img.copy()
+    factors = _separable_factors_cached(np.ascontiguousarray(k).tobytes(), k.shape[0])
+    border = cv2.BORDER_REFLECT_101
+    if factors is None:
+        return cv2.filter2D(img, -1, k.astype(np.float32), borderType=border)
+    out = None
+    for col, row in factors:
+        part = cv2.sepFilter2D(img, -1, row, col, borderType=border)
+        out = part if out is None else cv2.add(out, part)
+    return out
+
+
+def to_hwc(x: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) CPU tensor as an H x W x C numpy array (no copy for channels-last storage)."""
+    return x.permute(1, 2, 0).contiguous().numpy()
+
+
+def from_hwc(a: np.ndarray) -> torch.Tensor:
+    """An H x W x C array as a (1, C, H, W) tensor in channels-last storage (no copy)."""
+    if a.ndim == 2:
+        a = a[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
+
+
+def _pad_mode(h: int, w: int, p: int) -> str:
+    # torch's reflect padding needs pad < size; tiny images fall back to edge replication
+    return "reflect" if p < h and p < w else "replicate"
+
+
+def filter2d_torch(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Grouped-convolution filter2d: ``x`` (B, C, H, W), ``kernels`` (B, k, k) or (1, k, k), k odd."""
+    b, c, h, w = x.shape
+    k = kernels.shape[-1]
+    if k % 2 != 1:
+        raise ValueError(f"kernel size must be odd, got {k}")
+    p = k // 2
+    xp = F.pad(x, (p, p, p, p), mode=_pad_mode(h, w, p)).contiguous()
+    kernels = kernels.to(dtype=x.dtype, device=x.device)
+    if kernels.shape[0] == 1:
+        return F.conv2d(xp.view(b * c, 1, h + 2 * p, w + 2 * p), kernels.view(1, 1, k, k)).view(b, c, h, w)
+    weight = kernels.view(b, 1, k, k).repeat(1, c, 1, 1).view(b * c, 1, k, k)
+    return F.conv2d(xp.view(1, b * c, h + 2 * p, w + 2 * p), weight, groups=b * c).view(b, c, h, w)
+
+
+def filter2d(x: torch.Tensor, kernels: list[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """Filter sample ``b`` of ``x`` (B, C, H, W) with ``kernels[b]`` (each odd-sized, any size).
+
+    CPU: OpenCV per sample (separable when possible). Other devices: one grouped conv per kernel size.
+    """
+    if isinstance(kernels, np.ndarray) and kernels.ndim == 2:
+        kernels = [kernels] * x.shape[0]
+    if len(kernels) != x.shape[0]:
+        raise ValueError(f"{len(kernels)} kernels for a batch of {x.shape[0]}")
+    if x.device.type == "cpu":
+        outs = [from_hwc(filter_hwc(to_hwc(x[i].float()), kernels[i])) for i in range(x.shape[0])]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+    size = max(trim_kernel(np.asarray(k, dtype=np.float64)).shape[0] for k in kernels)
+    stack = np.stack([_pad_to(trim_kernel(np.asarray(k, dtype=np.float64)), size) for k in kernels])
+    return filter2d_torch(x, torch.from_numpy(stack).float())
+
+
+def _pad_to(k: np.ndarray, size: int) -> np.ndarray:
+    p = (size - k.shape[0]) // 2
+    return np.pad(k, ((p, p), (p, p))) if p else k
+
+
+@lru_cache(maxsize=8)
+def usm_gaussian_1d(radius: int) -> np.ndarray:
+    """OpenCV's default Gaussian for an odd size (sigma = 0.3*((k-1)/2 - 1) + 0.8), as BasicSR's USM."""
+    if radius % 2 == 0:
+        radius += 1
+    return cv2.getGaussianKernel(radius, 0).astype(np.float64).ravel()
+
+
+def _sep_blur_torch(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    k = g.numel()
+    p = k // 2
+    xp = F.pad(x, (p, p, p, p), mode=_pad_mode(h, w, p)).reshape(b * c, 1, h + 2 * p, w + 2 * p)
+    y = F.conv2d(xp, g.view(1, 1, 1, k))
+    y = F.conv2d(y, g.view(1, 1, k, 1))
+    return y.view(b, c, h, w)
+
+
+def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> torch.Tensor:
+    """Unsharp masking of (B, C, H, W) images in [0, 1] (threshold in 0-255 units), as Real-ESRGAN
+    sharpens its ground truth: ``soft*clip(x + w*(x - blur(x))) + (1 - soft)*x`` with
+    ``soft = blur(|x - blur(x)|*255 > threshold)``. The Gaussian is separable, so it runs as two 1D passes."""
+    g = usm_gaussian_1d(radius)
+    if x.device.type == "cpu":
+        outs = []
+        g32 = g.astype(np.float32)
+        for i in range(x.shape[0]):
+            img = to_hwc(x[i].float())
+            blur = cv2.sepFilter2D(img, -1, g32, g32, borderType=cv2.BORDER_REFLECT_101)
+            residual = img - blur
+            mask = (np.abs(residual) * 255 > threshold).astype(np.float32)
+            soft = cv2.sepFilter2D(mask, -1, g32, g32, borderType=cv2.BORDER_REFLECT_101)
+            if soft.ndim == 2:
+                soft = soft[:, :, None]
+            sharp = np.clip(img + np.float32(weight) * residual, 0, 1)
+            outs.append(from_hwc(soft * sharp + (1 - soft) * img))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+    gt = torch.from_numpy(g).to(device=x.device, dtype=x.dtype)
+    blur = _sep_blur_torch(x, gt)
+    residual = x - blur
+    mask = (residual.abs() * 255 > threshold).to(x.dtype)
+    soft = _sep_blur_torch(mask, gt)
+    sharp = torch.clamp(x + weight * residual, 0, 1)
+    return soft * sharp + (1 - soft) * x

@@ -1,0 +1,113 @@
+"""Additive Gaussian (colour, gray, channel-correlated; optionally multiplicative = speckle) and Poisson
+noise on (B, C, H, W) float images in [0, 1].
+
+Every sample draws its noise field from its own generator (``seeds[b]``), so a sample's noise never
+depends on what else is in the batch. Sigmas are in 0-255 units as in Real-ESRGAN's options.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from pairforge.seeding import torch_generator
+
+#: Luma weights of torchvision's rgb_to_grayscale (BasicSR's gray Poisson noise uses them).
+LUMA = (0.2989, 0.587, 0.114)
+
+
+def _randn_like(x1: torch.Tensor, channels: int, seed: int) -> torch.Tensor:
+    """Standard normal field shaped like sample ``x1`` (1, C, H, W) but with ``channels`` channels, laid
+    out channels-last (the CPU engine's storage), drawn from the sample's own generator."""
+    _, _, h, w = x1.shape
+    g = torch_generator(seed, device=x1.device.type if x1.device.type != "cuda" else str(x1.device))
+    return torch.randn((1, h, w, channels), generator=g, device=x1.device, dtype=torch.float32).permute(0, 3, 1, 2)
+
+
+def _cov_factor(cov: np.ndarray) -> np.ndarray:
+    # the same factorisation numpy's multivariate_normal uses (SVD), which also tolerates the
+    # not-quite-PSD matrices the elementwise abs above can produce
+    _, s, vh = np.linalg.svd(cov)
+    return np.sqrt(s)[:, None] * vh
+
+
+def gaussian_noise(
+    x: torch.Tensor,
+    sigmas: Sequence[float],
+    kinds: Sequence[str],
+    seeds: Sequence[int],
+    covs: Sequence[list | None] | None = None,
+    multiplicative: bool = False,
+    clip: bool = True,
+) -> torch.Tensor:
+    """Add N(0, sigma/255) noise per sample: ``kind`` "color" (independent channels), "gray" (one field
+    for all channels) or "correlated" (3-channel noise with covariance ``covs[b]``). With
+    ``multiplicative`` the noise is scaled by the image (speckle). Clamped to [0, 1] when ``clip``."""
+    outs = []
+    for b in range(x.shape[0]):
+        xb = x[b : b + 1]
+        c = xb.shape[1]
+        kind = kinds[b]
+        if kind == "gray":
+            n = _randn_like(xb, 1, seeds[b]) * (sigmas[b] / 255.0)
+        elif kind == "color":
+            n = _randn_like(xb, c, seeds[b]) * (sigmas[b] / 255.0)
+        elif kind == "correlated":
+            if covs is None or covs[b] is None:
+                raise ValueError("correlated noise needs a covariance")
+            a = torch.as_tensor(_cov_factor(np.asarray(covs[b], dtype=np.float64)), dtype=torch.float32, device=x.device)
+            z = _randn_like(xb, c, seeds[b])  # (1, C, H, W) view of (1, H, W, C)
+            n = (z.permute(0, 2, 3, 1) @ a).permute(0, 3, 1, 2)
+        else:
+            raise ValueError(f"unknown noise kind {kind!r}")
+        out = xb + (xb * n if multiplicative else n)
+        outs.append(torch.clamp(out, 0, 1) if clip else out)
+    return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+
+
+def quantize8(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid and back to [0, 1] floats."""
+    return torch.clamp(torch.round(x * 255.0), 0, 255) / 255.0
+
+
+def distinct_levels(q: torch.Tensor) -> int:
+    """Number of distinct values of an 8-bit-quantised image (bincount; same count as torch.unique)."""
+    idx = torch.round(q * 255.0).to(torch.int64).flatten()
+    return int((torch.bincount(idx, minlength=256) > 0).sum())
+
+
+def poisson_vals(n_distinct: int) -> float:
+    """BasicSR's photon scale: the next power of two above the number of distinct values."""
+    return float(2 ** math.ceil(math.log2(max(n_distinct, 1))))
+
+
+def _luma(x1: torch.Tensor) -> torch.Tensor:
+    r, g, b = x1[:, 0:1], x1[:, 1:2], x1[:, 2:3]
+    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
+
+
+def poisson_noise(
+    x: torch.Tensor,
+    scales: Sequence[float],
+    grays: Sequence[bool],
+    seeds: Sequence[int],
+    vals: Sequence[float | None] | None = None,
+    clip: bool = True,
+) -> tuple[torch.Tensor, list[float]]:
+    """Shot noise as Real-ESRGAN: quantise to 8 bit, ``Poisson(q*vals)/vals - q`` (on luma and broadcast
+    when ``gray``), scaled by ``scales[b]`` and added to the input. ``vals[b]`` None means BasicSR's rule
+    (next power of two above the number of distinct values). Returns the images and the vals used."""
+    outs, used = [], []
+    for b in range(x.shape[0]):
+        xb = x[b : b + 1]
+        src = _luma(xb) if grays[b] and xb.shape[1] == 3 else xb
+        q = quantize8(src)
+        v = vals[b] if vals is not None and vals[b] is not None else poisson_vals(distinct_levels(q))
+        g = torch_generator(seeds[b], device=x.device.type if x.device.type != "cuda" else str(x.device))
+        noise = torch.poisson(q * v, generator=g) / v - q
+        out = xb + scales[b] * noise
+        outs.append(torch.clamp(out, 0, 1) if clip else out)
+        used.append(float(v))
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), used
