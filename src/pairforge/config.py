@@ -13,6 +13,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
+from pairforge.degradations.chain.config import ChainDegradeConfig
 from pairforge.degradations.simple import SimpleDegradeConfig
 from pairforge.filters.config import IQAFilterConfig, SanityFilterConfig
 from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
@@ -44,7 +45,7 @@ SourceConfig = Annotated[
     Union[BundledSourceConfig, FilesSourceConfig, SynthesisSourceConfig], Field(discriminator="kind")
 ]
 FilterConfig = Annotated[Union[SanityFilterConfig, IQAFilterConfig], Field(discriminator="kind")]
-DegradeConfig = Annotated[Union[SimpleDegradeConfig], Field(discriminator="kind")]
+DegradeConfig = Annotated[Union[SimpleDegradeConfig, ChainDegradeConfig], Field(discriminator="kind")]
 
 
 class WriterConfig(StrictModel):
