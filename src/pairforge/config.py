@@ -14,8 +14,16 @@ from pydantic import Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.chain.config import ChainDegradeConfig
+from pairforge.degradations.realworld.degrader import RealWorldDegradeConfig
 from pairforge.degradations.simple import SimpleDegradeConfig
-from pairforge.filters.config import IQAFilterConfig, SanityFilterConfig
+from pairforge.filters.config import (
+    ClassifierFilterConfig,
+    DedupFilterConfig,
+    IQAFilterConfig,
+    JudgeFilterConfig,
+    PrivacyFilterConfig,
+    SanityFilterConfig,
+)
 from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
 from pairforge.synthesis.config import SynthesisSourceConfig
 
@@ -44,8 +52,20 @@ class RaySection(StrictModel):
 SourceConfig = Annotated[
     Union[BundledSourceConfig, FilesSourceConfig, SynthesisSourceConfig], Field(discriminator="kind")
 ]
-FilterConfig = Annotated[Union[SanityFilterConfig, IQAFilterConfig], Field(discriminator="kind")]
-DegradeConfig = Annotated[Union[SimpleDegradeConfig, ChainDegradeConfig], Field(discriminator="kind")]
+FilterConfig = Annotated[
+    Union[
+        SanityFilterConfig,
+        IQAFilterConfig,
+        JudgeFilterConfig,
+        PrivacyFilterConfig,
+        DedupFilterConfig,
+        ClassifierFilterConfig,
+    ],
+    Field(discriminator="kind"),
+]
+DegradeConfig = Annotated[
+    Union[SimpleDegradeConfig, ChainDegradeConfig, RealWorldDegradeConfig], Field(discriminator="kind")
+]
 
 
 class WriterConfig(StrictModel):

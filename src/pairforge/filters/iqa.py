@@ -1,50 +1,99 @@
-"""No-reference image-quality assessment with pyiqa, and the rules that turn scores into decisions."""
+"""No-reference image-quality assessment with pyiqa, and the rules that turn scores into decisions.
+
+Rules per metric: an absolute ``threshold``, or ``keep_top`` (FluxGen's "top 95%") whose threshold is a
+quantile of the scores of a calibration sample. Calibrated thresholds are a run-level fact: they are
+computed once on the driver, persisted in the run directory before any shard is written, and every
+worker and every resume loads the same file (see :class:`ThresholdStore`).
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from pairforge.filters.config import IQAMetricRule
+from pairforge.filters.config import IQAFilterConfig, IQAMetricRule
+
+THRESHOLDS_VERSION = 1
 
 
 @dataclass
 class MetricInfo:
     name: str
     lower_better: bool
-    score_range: tuple | None = None
+    score_range: str | None = None
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' -> cuda when available; anything else as given."""
+    if device in (None, "auto"):
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
+    return device
+
+
+_METRICS: dict[tuple, object] = {}
+_METRICS_LOCK = threading.Lock()
+
+
+def load_metric(name: str, device: str = "cpu", options: dict | None = None):
+    """A pyiqa metric in eval mode, created once per process for each (name, device, options).
+
+    Metrics are inference-only here, so one instance serves every stage of the process (the calibration
+    pass on the driver and a local executor's workers share it)."""
+    import pyiqa
+    import torch
+
+    options = dict(options or {})
+    key = (name, device, json.dumps(options, sort_keys=True, default=str))
+    with _METRICS_LOCK:
+        metric = _METRICS.get(key)
+        if metric is None:
+            try:
+                metric = pyiqa.create_metric(name, device=torch.device(device), **options)
+            except Exception as e:  # pyiqa raises bare exceptions for unknown names / missing weights
+                raise RuntimeError(
+                    f"could not load IQA metric {name!r}: {e}. Metric weights must be present offline "
+                    f"(see `pairforge models pull`); metrics that need none: piqe, entropy"
+                ) from e
+            metric.eval()
+            _METRICS[key] = metric
+    return metric
 
 
 class IQAScorer:
-    """Loads pyiqa metrics once and scores batches of uint8 RGB images (grouped by size)."""
+    """Scores batches of uint8 RGB images with several pyiqa metrics (grouped by size, chunked)."""
 
-    def __init__(self, rules: list[IQAMetricRule], device: str = "cpu", max_side: int | None = None):
+    def __init__(
+        self,
+        rules: list[IQAMetricRule],
+        device: str = "cpu",
+        max_side: int | None = None,
+        batch_size: int = 8,
+    ):
         self.rules = rules
-        self.device = device
+        self.device = resolve_device(device)
         self.max_side = max_side
+        self.batch_size = batch_size
         self._metrics: dict = {}
         self.info: dict[str, MetricInfo] = {}
 
     def load(self) -> None:
-        import pyiqa
-        import torch
-
         for rule in self.rules:
-            try:
-                metric = pyiqa.create_metric(rule.name, device=torch.device(self.device), **rule.options)
-            except Exception as e:  # pyiqa raises bare exceptions for unknown names / missing weights
-                raise RuntimeError(
-                    f"could not load IQA metric {rule.name!r}: {e}. Metric weights must be present offline "
-                    f"(see `pairforge models pull`); metrics that need none: piqe, entropy"
-                ) from e
-            metric.eval()
+            metric = load_metric(rule.name, self.device, rule.options)
             self._metrics[rule.name] = metric
             rng = getattr(metric, "score_range", None)
-            self.info[rule.name] = MetricInfo(rule.name, bool(metric.lower_better), tuple(rng) if isinstance(rng, (list, tuple)) else rng)
+            self.info[rule.name] = MetricInfo(rule.name, bool(metric.lower_better), None if rng is None else str(rng))
 
     def score(self, images: list[np.ndarray]) -> dict[str, list[float]]:
-        """Scores per metric name, one float per image (same order)."""
+        """Scores per metric name, one float per image (same order); NaN where a metric failed."""
         import torch
 
         if not self._metrics:
@@ -56,11 +105,13 @@ class IQAScorer:
             groups.setdefault(tuple(t.shape), []).append(i)
         with torch.inference_mode():
             for _shape, idx in groups.items():
-                x = torch.stack([tensors[i] for i in idx]).to(self.device)
-                for name, metric in self._metrics.items():
-                    s = metric(x).detach().float().reshape(len(idx), -1)[:, 0].cpu().numpy()
-                    for j, i in enumerate(idx):
-                        out[name][i] = float(s[j])
+                for c in range(0, len(idx), self.batch_size):
+                    chunk = idx[c : c + self.batch_size]
+                    x = torch.stack([tensors[i] for i in chunk]).to(self.device)
+                    for name, metric in self._metrics.items():
+                        s = metric(x).detach().float().reshape(len(chunk), -1)[:, 0].cpu().numpy()
+                        for j, i in enumerate(chunk):
+                            out[name][i] = float(s[j])
         return out
 
     def _to_tensor(self, img: np.ndarray):
@@ -76,7 +127,94 @@ class IQAScorer:
 
 
 def passes(score: float, threshold: float, lower_better: bool) -> bool:
-    """Whether a score is at least as good as the threshold in the metric's direction."""
+    """Whether a score is at least as good as the threshold in the metric's direction (NaN never passes)."""
     if math.isnan(score):
         return False
     return score <= threshold if lower_better else score >= threshold
+
+
+def percentile_threshold(scores: list[float] | np.ndarray, keep_top: float, lower_better: bool) -> float:
+    """The threshold that keeps the best ``keep_top`` fraction of ``scores`` (NaN scores are ignored).
+
+    Higher-better: the (1 - keep_top) quantile, keep ``score >= t``; lower-better: the keep_top quantile,
+    keep ``score <= t``. Linear interpolation between order statistics (numpy's default)."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        raise ValueError("no finite score to estimate a percentile threshold from")
+    q = keep_top if lower_better else 1.0 - keep_top
+    return float(np.quantile(s, q))
+
+
+def rules_fingerprint(cfg: IQAFilterConfig) -> str:
+    """A digest of everything that determines the calibrated thresholds (not the thresholds' consumers)."""
+    payload = {
+        "metrics": [m.model_dump(mode="json") for m in cfg.metrics if m.keep_top is not None],
+        "max_side": cfg.max_side,
+        "calibration_samples": cfg.calibration_samples,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def calibrate(cfg: IQAFilterConfig, scores: dict[str, list[float]], info: dict[str, MetricInfo]) -> dict:
+    """The thresholds document for the percentile rules of ``cfg`` from calibration scores."""
+    metrics = {}
+    for rule in cfg.metrics:
+        if rule.keep_top is None:
+            continue
+        s = np.asarray(scores[rule.name], dtype=np.float64)
+        lower = info[rule.name].lower_better
+        t = percentile_threshold(s, rule.keep_top, lower)
+        finite = s[np.isfinite(s)]
+        kept = float(np.mean([passes(float(v), t, lower) for v in finite])) if finite.size else 0.0
+        metrics[rule.name] = {
+            "threshold": t,
+            "keep_top": rule.keep_top,
+            "lower_better": lower,
+            "samples": int(finite.size),
+            "calibration_keep_rate": round(kept, 6),
+        }
+    n = max((len(v) for v in scores.values()), default=0)
+    return {
+        "version": THRESHOLDS_VERSION,
+        "fingerprint": rules_fingerprint(cfg),
+        "calibration_samples": n,
+        "metrics": metrics,
+    }
+
+
+class ThresholdStore:
+    """Calibrated thresholds persisted in the run directory as ``filters/<name>.thresholds.json``.
+
+    Written atomically (Storage.write_bytes) before any shard exists; on resume the file is read back
+    and never recomputed, so every worker and every resume applies the same thresholds."""
+
+    def __init__(self, storage, stage_name: str):
+        self.storage = storage
+        self.path = f"filters/{stage_name}.thresholds.json"
+
+    def load(self) -> dict | None:
+        if self.storage is None or not self.storage.exists(self.path):
+            return None
+        return json.loads(self.storage.read_bytes(self.path))
+
+    def save(self, doc: dict) -> None:
+        if self.storage is not None:
+            self.storage.write_bytes(self.path, json.dumps(doc, indent=2, sort_keys=True).encode())
+
+
+def check_thresholds(doc: dict, cfg: IQAFilterConfig, origin: str) -> dict:
+    """Validate a loaded thresholds document against the config; returns ``{metric: threshold}``."""
+    if doc.get("version") != THRESHOLDS_VERSION:
+        raise RuntimeError(f"{origin}: unsupported thresholds version {doc.get('version')!r}")
+    if doc.get("fingerprint") != rules_fingerprint(cfg):
+        raise RuntimeError(
+            f"{origin} was calibrated for different IQA rules than this config (metrics, keep_top, max_side or "
+            "calibration_samples changed); use a new output directory, or delete the file to recalibrate "
+            "(samples already written used the old thresholds)"
+        )
+    wanted = {m.name for m in cfg.metrics if m.keep_top is not None}
+    have = set(doc.get("metrics", {}))
+    if wanted != have:
+        raise RuntimeError(f"{origin}: thresholds for {sorted(have)}, config wants {sorted(wanted)}")
+    return {name: float(v["threshold"]) for name, v in doc["metrics"].items()}

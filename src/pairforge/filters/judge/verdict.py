@@ -1,0 +1,98 @@
+"""What the MLLM judge is asked and what it must answer: the instructions and the verdict schema.
+
+The instructions follow GenIR's published image screen (anomalies, irregularities, content against common
+sense, NSFW, privacy violations; answer passed yes/no with reasons). Every reply, from every backend, is
+validated against :class:`Verdict`; a reply that does not validate is *malformed*, never a pass.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+Category = Literal["anomalies", "common_sense", "unsafe", "privacy", "other"]
+
+CHECK_TEXT = {
+    "anomalies": "anomalies or irregularities: deformed or duplicated body parts, malformed objects, garbled text, "
+    "visible generation artifacts",
+    "common_sense": "content against common sense: physically impossible scenes, wrong proportions, objects merging "
+    "into each other",
+    "unsafe": "unsafe content: nudity or sexual content, gore, violence, hate symbols",
+    "privacy": "privacy violations: an identifiable real person's face, a readable license plate, documents, "
+    "screens or any other personal data",
+}
+
+
+class Score(BaseModel):
+    name: str
+    value: float
+
+
+class Verdict(BaseModel):
+    """The structured answer of the judge about one image."""
+
+    passed: bool = Field(..., description="true if the image shows none of the listed problems")
+    reasons: list[str] = Field(default_factory=list, description="short reasons, especially when failed")
+    categories: list[Category] = Field(default_factory=list, description="the checks that failed")
+    scores: list[Score] = Field(default_factory=list, description="optional named scores, e.g. quality 0-10")
+
+
+class VerdictError(ValueError):
+    """The reply was not a valid verdict (not JSON, wrong fields or types, empty)."""
+
+
+def build_instructions(checks: list[str], custom: str | None = None) -> str:
+    """The text sent with every image."""
+    if custom:
+        body = custom.strip()
+    else:
+        lines = [f"- {c}: {CHECK_TEXT[c]}" for c in checks]
+        body = (
+            "You inspect images for a dataset of clean photographs used to train image-restoration models. "
+            "Look at the image carefully and decide whether it passes. It FAILS if it shows any of:\n"
+            + "\n".join(lines)
+        )
+    names = ", ".join(f'"{c}"' for c in checks)
+    return (
+        f"{body}\n\nAnswer ONLY with one JSON object, no other text: "
+        '{"passed": true or false, "reasons": ["short reason", ...], '
+        f'"categories": [names of the failed checks, from {names} or "other"], '
+        '"scores": [{"name": "quality", "value": 0-10}]}'
+    )
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+
+def parse_verdict(text: str | None) -> Verdict:
+    """Parse and validate a reply; tolerates a code fence or prose around one JSON object."""
+    if text is None or not str(text).strip():
+        raise VerdictError("empty reply")
+    s = _FENCE.sub("", str(text).strip())
+    candidates = [s]
+    a, b = s.find("{"), s.rfind("}")
+    if a != -1 and b > a and (a, b) != (0, len(s) - 1):
+        candidates.append(s[a : b + 1])
+    last: Exception | None = None
+    for c in candidates:
+        try:
+            data = json.loads(c)
+        except ValueError as e:
+            last = e
+            continue
+        if not isinstance(data, dict):
+            last = VerdictError(f"expected a JSON object, got {type(data).__name__}")
+            continue
+        try:
+            return Verdict.model_validate(data)
+        except ValidationError as e:
+            last = e
+    snippet = s[:120].replace("\n", " ")
+    raise VerdictError(f"malformed reply ({type(last).__name__}: {str(last).splitlines()[0][:160]}): {snippet!r}")
+
+
+def json_schema() -> dict:
+    """The verdict's JSON schema, as sent to OpenAI-compatible servers for constrained decoding."""
+    return Verdict.model_json_schema()
