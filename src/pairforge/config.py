@@ -14,7 +14,6 @@ from pydantic import Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.chain.config import ChainDegradeConfig
-from pairforge.degradations.realworld.degrader import RealWorldDegradeConfig
 from pairforge.degradations.simple import SimpleDegradeConfig
 from pairforge.filters.config import (
     ClassifierFilterConfig,
@@ -63,9 +62,7 @@ FilterConfig = Annotated[
     ],
     Field(discriminator="kind"),
 ]
-DegradeConfig = Annotated[
-    Union[SimpleDegradeConfig, ChainDegradeConfig, RealWorldDegradeConfig], Field(discriminator="kind")
-]
+DegradeConfig = Annotated[Union[SimpleDegradeConfig, ChainDegradeConfig], Field(discriminator="kind")]
 
 
 class WriterConfig(StrictModel):
