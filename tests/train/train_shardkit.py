@@ -1,0 +1,87 @@
+"""Write small pairforge-format shards for the trainer's tests (HQ crops of scikit-image photos)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+import webdataset as wds
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+_cache: dict[str, np.ndarray] = {}
+
+
+def photo(name: str) -> np.ndarray:
+    if name not in _cache:
+        _cache[name] = np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])
+    return _cache[name]
+
+
+def hq_crop(rng: np.random.Generator, size: int) -> np.ndarray:
+    img = photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
+    y = int(rng.integers(img.shape[0] - size + 1))
+    x = int(rng.integers(img.shape[1] - size + 1))
+    return np.ascontiguousarray(img[y: y + size, x: x + size])
+
+
+def degrade(hq: np.ndarray, rng: np.random.Generator, scale: int, noise: float, blur: float = 0.0) -> np.ndarray:
+    x = hq.astype(np.float32)
+    if blur > 0:
+        x = cv2.GaussianBlur(x, (0, 0), sigmaX=blur, borderType=cv2.BORDER_REFLECT_101)
+    if scale > 1:
+        x = cv2.resize(x, (hq.shape[1] // scale, hq.shape[0] // scale), interpolation=cv2.INTER_CUBIC)
+    if noise > 0:
+        x = x + rng.standard_normal(x.shape).astype(np.float32) * noise
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    assert ok
+    return buf.tobytes()
+
+
+def write_dataset(out: Path, n: int, *, size: int = 64, scale: int = 2, noise: float = 5.0, per_shard: int = 16, blur: float = 0.0,
+                  seed: int = 0, types: dict[str, float] | None = None, variants: int = 1, start_index: int = 0,
+                  corrupt: tuple[int, ...] = (), write_index: bool = True, tag: str | None = None) -> Path:
+    """A run directory with index.json and shards/shard-NNNNNN.tar (+ .json commit markers).
+
+    ``types`` draws a degradation type per sample with these probabilities (only the metadata differs);
+    ``variants`` > 1 writes lq_0..lq_{K-1}; ``corrupt`` indices get an undecodable LQ."""
+    out = Path(out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = list(types) if types else ["noise"]
+    probs = np.array(list(types.values()), dtype=float) if types else np.ones(1)
+    probs = probs / probs.sum()
+    index = {"shards": [], "total_samples": 0}
+    for s, lo in enumerate(range(0, n, per_shard)):
+        name = f"shards/shard-{s:06d}"
+        count = 0
+        with wds.TarWriter(str(out / f"{name}.tar")) as tw:
+            for i in range(lo, min(n, lo + per_shard)):
+                idx = start_index + i
+                key = f"{idx:010d}"
+                hq = hq_crop(rng, size)
+                dtype = names[int(rng.choice(len(names), p=probs))]
+                meta = {"key": key, "index": idx, "source": {"kind": "skimage", "tag": tag},
+                        "degradation": {"type": dtype, "scale": scale, "ops": [{"op": "noise", "sigma": noise}]},
+                        "hq_size": [size, size], "lq_size": [size // scale, size // scale]}
+                sample = {"__key__": key, "hq.png": png(hq), "json": json.dumps(meta).encode()}
+                if variants > 1:
+                    for k in range(variants):
+                        sample[f"lq_{k}.png"] = png(degrade(hq, rng, scale, noise, blur))
+                else:
+                    lq = png(degrade(hq, rng, scale, noise, blur))
+                    sample["lq.png"] = b"not a png" if idx in corrupt else lq
+                tw.write(sample)
+                count += 1
+        (out / f"{name}.json").write_text(json.dumps({"samples": count}))
+        index["shards"].append({"name": f"{name}.tar", "samples": count,
+                                "bytes": (out / f"{name}.tar").stat().st_size})
+        index["total_samples"] += count
+    if write_index:
+        (out / "index.json").write_text(json.dumps(index))
+    return out
