@@ -33,13 +33,37 @@ class PromptStage(Stage):
 
     def _bank(self) -> PromptBank:
         n = self.num_samples if self.num_samples is not None else self.context.options.get("num_samples")
+        if n is None:
+            n = self._planned_samples()
         count = bank_size(self.prompts_cfg, n)
         return load_or_build_bank(self.prompts_cfg, count, self.context.seed, self.context.run_storage())
+
+    def _planned_samples(self) -> int | None:
+        """The run's planned sample count from run.json (written by the runner before calibration)."""
+        storage = self.context.run_storage()
+        if storage is None or not storage.exists("run.json"):
+            return None
+        import json
+
+        try:
+            run = json.loads(storage.read_bytes("run.json"))
+        except ValueError:
+            return None
+        n = (run.get("plan") or {}).get("num_samples") or ((run.get("config") or {}).get("run") or {}).get("num_samples")
+        return int(n) if n else None
 
     def prepare(self, upstream=None) -> None:
         """Build (or load) the bank on the driver and persist it in the run directory."""
         if self.needs_calibration:
             self.bank = self._bank()
+
+    def __getstate__(self):
+        # workers read the persisted bank themselves: do not ship a million prompts inside every actor
+        d = dict(self.__dict__)
+        if self.context.run_url is not None:
+            d["bank"] = None
+            d["_ready"] = False
+        return d
 
     def setup(self) -> None:
         if self.needs_calibration and self.bank is None:
