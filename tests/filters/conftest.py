@@ -34,6 +34,8 @@ class ScriptedServer:
         self.last = script[-1]
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0  # the most requests in flight at once
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,8 +48,14 @@ class ScriptedServer:
                 with outer.lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                     status, payload, delay = outer.script.popleft() if outer.script else outer.last
-                if delay:
-                    time.sleep(delay)
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
+                try:
+                    if delay:
+                        time.sleep(delay)
+                finally:
+                    with outer.lock:
+                        outer.active -= 1
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
