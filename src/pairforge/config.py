@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.chain.config import ChainDegradeConfig
+from pairforge.degradations.realworld.degrader import RealWorldDegradeConfig
 from pairforge.degradations.simple import SimpleDegradeConfig
 from pairforge.filters.config import (
     ClassifierFilterConfig,
@@ -62,7 +63,9 @@ FilterConfig = Annotated[
     ],
     Field(discriminator="kind"),
 ]
-DegradeConfig = Annotated[Union[SimpleDegradeConfig, ChainDegradeConfig], Field(discriminator="kind")]
+DegradeConfig = Annotated[
+    Union[SimpleDegradeConfig, ChainDegradeConfig, RealWorldDegradeConfig], Field(discriminator="kind")
+]
 
 
 class WriterConfig(StrictModel):

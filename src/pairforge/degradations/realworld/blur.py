@@ -1,0 +1,239 @@
+"""Blur: camera shake, linear motion, defocus, Gaussian, and one object moving.
+
+Physical model. A blurred photo is the sharp scene radiance integrated over the exposure:
+``B = K * L`` in *linear light* (so highlights smear into bright streaks, as in real photos), with the
+kernel ``K`` the path of a scene point on the sensor, normalised to unit sum and centred on its centroid
+so the LQ stays registered with the HQ.
+
+- shake: hand tremor is a smooth path driven by random acceleration with inertia; we integrate a random
+  acceleration (plus rare impulsive jerks and a weak pull back to the start, the hand's stabilisation)
+  twice, scale the path to the sampled extent and splat it bilinearly with sub-pixel samples.
+- linear: uniform motion, a line of the sampled length and angle (anti-aliased by sub-pixel sampling).
+- defocus: a thin lens images a point off the focal plane as the aperture's shape, a uniform disk
+  (pillbox), of radius proportional to |depth - focus| when depth dependent (circle of confusion).
+- gaussian: the aggregate of many small optical imperfections.
+- object: one segment moves during the exposure (segment-aware). Layered model:
+  ``B = (1 - K*m) * L + K*(m * L)`` with ``m`` the segment mask: the object smears over the background.
+
+Spatial sizes are fractions of the image's short side. Needs: depth (depth-dependent defocus), segments
+(object mode); without them in ``aux`` the prior depth / classical segments are used.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from pairforge.configbase import FloatRange
+from pairforge.degradations.realworld.common import (
+    RealWorldType,
+    TypeConfig,
+    check_image,
+    convolve,
+    gaussian,
+    linear_to_srgb,
+    rnd,
+    short_side,
+    srgb_to_linear,
+    to_float,
+    to_uint8,
+    uniform,
+    weighted_choice,
+)
+from pairforge.degradations.realworld.depth import scene_depth
+from pairforge.degradations.realworld.segments import pick_segment, scene_segments
+from pairforge.degradations.realworld.strength import (
+    directional_energy,
+    gray,
+    laplacian_energy,
+)
+
+BlurMode = Literal["shake", "linear", "defocus", "gaussian", "object"]
+
+
+class BlurConfig(TypeConfig):
+    modes: dict[BlurMode, float] = Field(
+        default_factory=lambda: {"shake": 1.0, "linear": 1.0, "defocus": 1.0, "gaussian": 1.0, "object": 1.0},
+        description="relative weights of the blur mechanisms",
+    )
+    length: FloatRange | None = Field(None, description="motion extent, fraction of the short side")
+    radius: FloatRange | None = Field(None, description="defocus disk radius, fraction of the short side")
+    sigma: FloatRange | None = Field(None, description="Gaussian sigma, fraction of the short side")
+    depth_dependent_probability: float = Field(0.5, ge=0.0, le=1.0, description="defocus varies with depth")
+    trajectory_points: int = Field(48, ge=8, le=256, description="samples of a shake trajectory")
+
+    LEVELS: ClassVar[dict] = {
+        "light": {"length": (0.01, 0.02), "radius": (0.004, 0.008), "sigma": (0.003, 0.006)},
+        "medium": {"length": (0.02, 0.04), "radius": (0.008, 0.016), "sigma": (0.006, 0.012)},
+        "heavy": {"length": (0.04, 0.08), "radius": (0.016, 0.03), "sigma": (0.012, 0.024)},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# kernels
+
+
+def shake_trajectory(rng: np.random.Generator, n: int) -> list[list[float]]:
+    """A random smooth camera path, normalised so its larger extent is 1 (rounded for the params)."""
+    v = rng.normal(size=2)
+    v /= max(np.linalg.norm(v), 1e-9)
+    x = np.zeros(2)
+    pts = [x.copy()]
+    jitter = rng.uniform(0.2, 0.7)  # tremor strength relative to the drift speed
+    pull = rng.uniform(0.0, 0.08)  # stabilisation towards the start
+    for _ in range(n - 1):
+        a = rng.normal(scale=jitter, size=2)
+        if rng.random() < 0.05:  # impulsive jerk
+            a += rng.normal(scale=3 * jitter, size=2)
+        v = 0.8 * v + a - pull * x
+        speed = np.linalg.norm(v)
+        if speed > 2.0:
+            v *= 2.0 / speed
+        x = x + v
+        pts.append(x.copy())
+    p = np.array(pts)
+    p -= p.min(axis=0)
+    p /= max(float(p.max()), 1e-9)
+    return [[rnd(a, 4), rnd(b, 4)] for a, b in p]
+
+
+def render_path(points: np.ndarray, weights_per_point: np.ndarray | None = None) -> np.ndarray:
+    """Splat a polyline (pixel units) into a normalised kernel with bilinear sub-pixel sampling, centred
+    on its centroid (odd size)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) == 1:
+        pts = np.vstack([pts, pts])
+    samples = []
+    for p0, p1 in itertools.pairwise(pts):
+        n = max(2, int(np.ceil(np.linalg.norm(p1 - p0) * 4)))
+        t = (np.arange(n) + 0.5) / n
+        samples.append(p0[None] + t[:, None] * (p1 - p0)[None])
+    s = np.concatenate(samples)
+    s -= s.mean(axis=0)
+    half = int(np.ceil(np.abs(s).max())) + 1
+    size = 2 * half + 1
+    k = np.zeros((size, size), dtype=np.float64)
+    xs, ys = s[:, 0] + half, s[:, 1] + half
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        np.add.at(k, (y0 + dy, x0 + dx), wgt)
+    return (k / k.sum()).astype(np.float32)
+
+
+def linear_kernel(length_px: float, angle_deg: float) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    d = np.array([np.cos(a), np.sin(a)]) * max(length_px, 1e-3) / 2
+    return render_path(np.stack([-d, d]))
+
+
+def disk_kernel(radius_px: float, supersample: int = 8) -> np.ndarray:
+    """A uniform disk (pillbox) with anti-aliased edge by area sampling."""
+    if radius_px < 0.5:
+        k = np.zeros((3, 3), np.float32)
+        k[1, 1] = 1.0
+        w = radius_px / 0.5  # blend to a tiny box for sub-pixel radii (continuity in the radius)
+        k = (1 - w) * k + w * np.full((3, 3), 1 / 9, np.float32)
+        return (k / k.sum()).astype(np.float32)
+    half = int(np.ceil(radius_px))
+    size = 2 * half + 1
+    o = (np.arange(size * supersample) + 0.5) / supersample - half - 0.5
+    yy, xx = np.meshgrid(o, o, indexing="ij")
+    inside = (xx * xx + yy * yy <= radius_px * radius_px).astype(np.float64)
+    k = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return (k / k.sum()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class Blur(RealWorldType):
+    name = "blur"
+    config_cls = BlurConfig
+
+    def _sample(self, rng, level):
+        c = self.config
+        mode = weighted_choice(rng, c.modes)
+        p: dict = {"mode": mode}
+        if mode == "shake":
+            p["length"] = uniform(rng, c.range("length", level))
+            p["trajectory"] = shake_trajectory(rng, c.trajectory_points)
+        elif mode in ("linear", "object"):
+            p["length"] = uniform(rng, c.range("length", level))
+            p["angle"] = uniform(rng, (0.0, 180.0))
+            if mode == "object":
+                p["segment_pick"] = float(rng.random())
+        elif mode == "defocus":
+            p["radius"] = uniform(rng, c.range("radius", level))
+            p["depth_dependent"] = bool(rng.random() < c.depth_dependent_probability)
+            if p["depth_dependent"]:
+                p["focus_depth"] = uniform(rng, (0.0, 0.6))
+        else:
+            p["sigma"] = uniform(rng, c.range("sigma", level))
+        return p
+
+    def needs(self, params):
+        if params["mode"] == "object":
+            return {"segments"}
+        if params["mode"] == "defocus" and params.get("depth_dependent"):
+            return {"depth"}
+        return set()
+
+    def kernel(self, params: dict, size: int) -> np.ndarray:
+        """The blur kernel for a short side of ``size`` px (defocus: the maximum-radius disk)."""
+        mode = params["mode"]
+        if mode == "shake":
+            return render_path(np.asarray(params["trajectory"]) * params["length"] * size)
+        if mode in ("linear", "object"):
+            return linear_kernel(params["length"] * size, params["angle"])
+        if mode == "defocus":
+            return disk_kernel(params["radius"] * size)
+        s = params["sigma"] * size
+        half = int(np.ceil(3 * s)) + 1
+        g = np.exp(-0.5 * (np.arange(-half, half + 1) / max(s, 1e-3)) ** 2)
+        return (np.outer(g, g) / np.outer(g, g).sum()).astype(np.float32)
+
+    def apply(self, image, params, aux=None):
+        check_image(image)
+        lin = srgb_to_linear(to_float(image))
+        size = short_side(image)
+        mode = params["mode"]
+        if mode == "gaussian":
+            out = gaussian(lin, params["sigma"] * size)
+        elif mode == "object":
+            m = pick_segment(scene_segments(image, aux), params["segment_pick"]).astype(np.float32)
+            k = self.kernel(params, size)
+            km = convolve(m, k)[..., None]
+            out = (1.0 - km) * lin + convolve(lin * m[..., None], k)
+        elif mode == "defocus" and params.get("depth_dependent"):
+            out = self._depth_defocus(lin, image, params, aux, size)
+        else:
+            out = convolve(lin, self.kernel(params, size))
+        return to_uint8(linear_to_srgb(out))
+
+    def _depth_defocus(self, lin, image, params, aux, size):
+        depth = scene_depth(image, aux)
+        f = params["focus_depth"]
+        coc = np.abs(depth - f) / max(f, 1.0 - f)  # 0 in the focal plane .. 1 at the far extreme
+        r_max = params["radius"] * size
+        levels = np.linspace(0.0, 1.0, 6)
+        stack = [lin if lv == 0 else convolve(lin, disk_kernel(lv * r_max)) for lv in levels]
+        pos = coc * (len(levels) - 1)
+        i0 = np.clip(np.floor(pos).astype(int), 0, len(levels) - 2)
+        t = (pos - i0)[..., None]
+        out = np.zeros_like(lin)
+        for i in range(len(levels) - 1):
+            sel = (i0 == i)[..., None]
+            out = np.where(sel, (1 - t) * stack[i] + t * stack[i + 1], out)
+        return out
+
+    def statistic(self, hq, lq, params, aux=None):
+        g0, g1 = gray(hq), gray(lq)
+        st = {"hf_ratio": laplacian_energy(g1) / max(laplacian_energy(g0), 1e-12)}
+        if "angle" in params:
+            a = params["angle"]
+            st["along_ratio"] = directional_energy(g1, a) / max(directional_energy(g0, a), 1e-12)
+            st["across_ratio"] = directional_energy(g1, a + 90) / max(directional_energy(g0, a + 90), 1e-12)
+        return st

@@ -1,0 +1,211 @@
+"""Moire: a photo of a screen (display lattice sampled by a Bayer sensor) and interference patterns.
+
+Physical model (``screen``). A display shows each pixel as three narrow vertical R, G, B sub-pixel
+stripes separated by a black matrix; a camera photographing it samples this periodic lattice with its
+own pixel grid, each pixel behind one colour filter of a Bayer mosaic. Where the lattice frequency
+(``pitch`` display pixels per camera pixel, near 1) beats against the sampling grid, the aliased
+difference frequency appears as large coloured fringes; a slight rotation and perspective of the
+camera bend them. We render the lattice analytically as a Fourier series of the sub-pixel boxes,
+attenuated harmonic by harmonic by the camera's MTF (lens Gaussian blur times the pixel aperture's
+sinc), point-sample it at the pixel centres, multiply by the displayed image (kept registered with the
+HQ, as aligned screen-capture datasets are after homography registration), keep one colour per pixel
+(Bayer), add sensor noise, quantise and demosaic with OpenCV.
+
+Procedural model (``interference``). Two nearly equal gratings ``cos(2 pi f1 n1.x) cos(2 pi f2 n2.x)``
+on slightly warped coordinates give a low beat frequency; the camera blur removes most of the carrier.
+Per-channel phase offsets give the colour banding. Fusing follows the reference practice: a weighted
+mix of a multiplicative blend and a grain-merge (A + B - 0.5 at opacity 0.8). One to three layers are
+fused; the first may be the screen simulation.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from pairforge.configbase import FloatRange, IntRange
+from pairforge.degradations.realworld.common import (
+    RealWorldType,
+    TypeConfig,
+    check_image,
+    gaussian,
+    integer,
+    linear_to_srgb,
+    new_seed,
+    srgb_to_linear,
+    to_float,
+    to_uint8,
+    uniform,
+    weighted_choice,
+)
+from pairforge.degradations.realworld.strength import gray, spectral_peak_fraction
+
+CFA = {
+    "RGGB": ((0, 1), (1, 2), cv2.COLOR_BayerRGGB2RGB, cv2.COLOR_BayerRGGB2RGB_EA),
+    "BGGR": ((2, 1), (1, 0), cv2.COLOR_BayerBGGR2RGB, cv2.COLOR_BayerBGGR2RGB_EA),
+    "GRBG": ((1, 0), (2, 1), cv2.COLOR_BayerGRBG2RGB, cv2.COLOR_BayerGRBG2RGB_EA),
+    "GBRG": ((1, 2), (0, 1), cv2.COLOR_BayerGBRG2RGB, cv2.COLOR_BayerGBRG2RGB_EA),
+}
+
+
+class MoireConfig(TypeConfig):
+    layers: IntRange = Field((1, 3), description="number of fused moire layers")
+    screen_probability: float = Field(0.6, ge=0.0, le=1.0, description="first layer is a screen capture")
+    contrast: FloatRange | None = Field(None, description="screen: sub-pixel lattice contrast (0..1)")
+    amplitude: FloatRange | None = Field(None, description="interference: pattern amplitude (0..1)")
+    pitch: FloatRange = Field((0.45, 1.15), description="screen: lattice frequency, display pixels per camera pixel")
+    rotation: FloatRange = Field((-8.0, 8.0), description="screen: camera roll, degrees")
+    demosaic: dict[Literal["bilinear", "edge_aware"], float] = Field(
+        default_factory=lambda: {"bilinear": 1.0, "edge_aware": 1.0})
+
+    LEVELS: ClassVar[dict] = {
+        "light": {"contrast": (0.15, 0.35), "amplitude": (0.05, 0.12)},
+        "medium": {"contrast": (0.35, 0.6), "amplitude": (0.12, 0.25)},
+        "heavy": {"contrast": (0.6, 0.9), "amplitude": (0.25, 0.5)},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# screen capture
+
+
+def box_series(t: np.ndarray, duty: float, start: float, atten: list[float]) -> np.ndarray:
+    """A periodic box (period 1, width ``duty`` from ``start``) as a Fourier series whose k-th harmonic
+    is multiplied by ``atten[k-1]`` (the camera MTF at that frequency)."""
+    out = np.full(t.shape, duty, dtype=np.float64)
+    for k, a in enumerate(atten, start=1):
+        coef = 2.0 * np.sin(np.pi * k * duty) / (np.pi * k) * a
+        out += coef * np.cos(2 * np.pi * k * (t - start - duty / 2))
+    return out
+
+
+def camera_mtf(freq: float, blur_sigma: float, aperture: float) -> float:
+    """Lens (Gaussian) times pixel aperture (box of width ``aperture`` px) at ``freq`` cycles/px."""
+    return float(np.exp(-2 * (np.pi * blur_sigma * freq) ** 2) * np.sinc(aperture * freq))
+
+
+def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+    """The screen-photograph simulation on a uint8 image (see module docstring)."""
+    h, w = image.shape[:2]
+    s = float(min(h, w))
+    lin = srgb_to_linear(to_float(image)).astype(np.float64)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    X, Y = (xx - (w - 1) / 2) / s, (yy - (h - 1) / 2) / s
+    den = 1.0 + p["perspective"][0] * X + p["perspective"][1] * Y
+    th = np.deg2rad(p["rotation"])
+    m = p["pitch"]
+    u = m * s * (np.cos(th) * X - np.sin(th) * Y) / den + p["phase"][0]
+    v = m * s * (np.sin(th) * X + np.cos(th) * Y) / den + p["phase"][1]
+    atten = [camera_mtf(k * m, p["blur_sigma"], p["aperture"]) for k in (1, 2, 3)]
+    du, dv = p["fill"] / 3.0, p["matrix_fill"]
+    rows = box_series(v, dv, 0.0, atten)
+    c = p["contrast"]
+    lattice = []
+    for ch in range(3):
+        stripe = box_series(u, du, ch / 3.0, atten)
+        lattice.append((1.0 - c) + c * stripe * rows / (du * dv))
+    lattice = np.stack(lattice, axis=-1)
+    layout = CFA[p["cfa"]]
+    chan = np.empty((h, w), dtype=np.int64)
+    chan[0::2, 0::2], chan[0::2, 1::2] = layout[0]
+    chan[1::2, 0::2], chan[1::2, 1::2] = layout[1]
+    sensed = np.take_along_axis(lin * lattice, chan[..., None], axis=2)[..., 0]
+    sensed = sensed + rng.normal(scale=p["noise"], size=sensed.shape)
+    mosaic = np.clip(np.rint(np.clip(sensed, 0, 1) * 65535), 0, 65535).astype(np.uint16)
+    code = layout[2] if p["demosaic"] == "bilinear" else layout[3]
+    rgb = cv2.cvtColor(mosaic, code).astype(np.float32) / 65535.0
+    return linear_to_srgb(rgb)
+
+
+# --------------------------------------------------------------------------------------------------
+# interference
+
+
+def interference_pattern(h: int, w: int, p: dict) -> np.ndarray:
+    """Per-channel pattern in [0, 1] (mean ~0.5): product of two nearly equal warped gratings, low-passed."""
+    s = float(min(h, w))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    X, Y = (xx - (w - 1) / 2) / s, (yy - (h - 1) / 2) / s
+    r2 = X * X + Y * Y
+    xw = (X * (1 + p["curvature"] * r2)) * s
+    yw = (Y * (1 + p["curvature"] * r2)) * s
+    a1, a2 = np.deg2rad(p["angle"]), np.deg2rad(p["angle"] + p["angle_delta"])
+    t1 = xw * np.cos(a1) + yw * np.sin(a1)
+    t2 = xw * np.cos(a2) + yw * np.sin(a2)
+    f1, f2 = p["freq"], p["freq"] * (1 + p["freq_delta"])
+    g2 = np.cos(2 * np.pi * f2 * t2)
+    chans = []
+    for ch in range(3):
+        g1 = np.cos(2 * np.pi * f1 * t1 + 2 * np.pi * p["chroma_shift"] * ch)
+        chans.append(gaussian((g1 * g2).astype(np.float32), p["blur_sigma"]))
+    prod = np.stack(chans, axis=-1)
+    return np.clip(0.5 + prod, 0.0, 1.0).astype(np.float32)
+
+
+def fuse(img: np.ndarray, pat: np.ndarray, amplitude: float, weight: float) -> np.ndarray:
+    """Multiply (exposure-compensated) and grain-merge (A + B - 0.5 at opacity 0.8), mixed by ``weight``."""
+    mult = img * (1.0 - amplitude + amplitude * pat) / (1.0 - amplitude / 2.0)
+    grain = img + 0.8 * amplitude * (pat - 0.5)
+    return np.clip(weight * mult + (1.0 - weight) * grain, 0.0, 1.0)
+
+
+class Moire(RealWorldType):
+    name = "moire"
+    config_cls = MoireConfig
+
+    def _sample(self, rng, level):
+        c = self.config
+        n = integer(rng, c.layers)
+        layers = []
+        for i in range(n):
+            if i == 0 and rng.random() < c.screen_probability:
+                layers.append({
+                    "kind": "screen",
+                    "pitch": uniform(rng, c.pitch),
+                    "rotation": uniform(rng, c.rotation),
+                    "perspective": [uniform(rng, (-0.15, 0.15)), uniform(rng, (-0.15, 0.15))],
+                    "phase": [uniform(rng, (0, 1)), uniform(rng, (0, 1))],
+                    "contrast": uniform(rng, c.range("contrast", level)),
+                    "fill": uniform(rng, (0.6, 0.95)),
+                    "matrix_fill": uniform(rng, (0.7, 0.95)),
+                    "blur_sigma": uniform(rng, (0.1, 0.3)),
+                    "aperture": uniform(rng, (0.5, 0.9)),
+                    "cfa": weighted_choice(rng, {k: 1.0 for k in CFA}),
+                    "demosaic": weighted_choice(rng, c.demosaic),
+                    "noise": uniform(rng, (0.001, 0.006)),
+                    "seed": new_seed(rng),
+                })
+            else:
+                sign = 1 if rng.random() < 0.5 else -1
+                layers.append({
+                    "kind": "interference",
+                    "freq": uniform(rng, (0.15, 0.45)),
+                    "freq_delta": sign * uniform(rng, (0.03, 0.15)),
+                    "angle": uniform(rng, (0.0, 180.0)),
+                    "angle_delta": uniform(rng, (-5.0, 5.0)),
+                    "curvature": uniform(rng, (-0.6, 0.6)),
+                    "chroma_shift": uniform(rng, (0.05, 0.33)),
+                    "blur_sigma": uniform(rng, (0.8, 1.4)),
+                    "amplitude": uniform(rng, c.range("amplitude", level)),
+                    "weight": uniform(rng, (0.65, 0.75)),
+                })
+        return {"layers": layers}
+
+    def apply(self, image, params, aux=None):
+        check_image(image)
+        h, w = image.shape[:2]
+        x = to_float(image)
+        for layer in params["layers"]:
+            if layer["kind"] == "screen":
+                rng = np.random.Generator(np.random.PCG64(layer["seed"]))
+                x = screen_capture(to_uint8(x), layer, rng)
+            else:
+                pat = interference_pattern(h, w, layer)
+                x = fuse(x, pat, layer["amplitude"], layer["weight"])
+        return to_uint8(x)
+
+    def statistic(self, hq, lq, params, aux=None):
+        res = gray(lq) - gray(hq)
+        return {"peak_fraction": spectral_peak_fraction(res), "residual_rms": float(np.sqrt(np.mean(res**2)))}

@@ -1,0 +1,175 @@
+"""Segment masks for the segment-aware types (object motion blur, region-wise noise).
+
+Two providers, chosen by config and recorded in the params (``segments_source``):
+
+- ``transformers``: SAM / SAM-HQ / SAM-2 (``SamModel`` and friends) prompted with a regular grid of
+  points, loaded offline with ``from_pretrained``; each point's best mask (by predicted IoU) becomes a
+  segment, smaller masks painted over larger ones.
+- ``classical``: scikit-image over-segmentation (Felzenszwalb's graph method or SLIC superpixels),
+  weight-free.
+
+Output everywhere: an int32 H x W label map, 0..K-1 (label 0 may be "unassigned" for SAM).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from pairforge.configbase import StrictModel
+from pairforge.degradations.realworld.depth import offline_error, resolve_device
+
+
+class SegmentsConfig(StrictModel):
+    model: str | None = Field(
+        None, description="local path or hub id of a SAM / SAM-2 checkpoint; None uses over-segmentation"
+    )
+    points_per_side: int = Field(6, ge=1, le=32, description="SAM prompt grid (n x n points)")
+    min_iou: float = Field(0.5, ge=0.0, le=1.0, description="drop SAM masks with lower predicted IoU")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    method: Literal["felzenszwalb", "slic"] = Field("felzenszwalb", description="classical fallback")
+    segments: int = Field(12, ge=2, le=500, description="target number of classical segments")
+
+    def build(self) -> SegmentProvider:
+        if self.model:
+            return SamSegments(self)
+        return ClassicalSegments(self.method, self.segments)
+
+
+class SegmentProvider:
+    source: str = "segments"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def classical_segments(image: np.ndarray, method: str = "felzenszwalb", n: int = 12) -> np.ndarray:
+    """Over-segment with scikit-image; the scale adapts to the image size so ``n`` is roughly kept."""
+    from skimage.segmentation import felzenszwalb, slic
+
+    h, w = image.shape[:2]
+    if method == "slic":
+        labels = slic(image, n_segments=n, compactness=10.0, start_label=0, channel_axis=2)
+    else:
+        labels = felzenszwalb(image, scale=float(h * w) / max(1, n) / 4.0, sigma=0.8,
+                              min_size=max(16, h * w // (n * 4)))
+    return relabel(labels)
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Consecutive labels 0..K-1 in order of first appearance (stable across runs)."""
+    _, inv = np.unique(labels.ravel(), return_inverse=True)
+    return inv.reshape(labels.shape).astype(np.int32)
+
+
+class ClassicalSegments(SegmentProvider):
+    def __init__(self, method: str = "felzenszwalb", n: int = 12):
+        self.method = method
+        self.n = n
+        self.source = f"classical:{method}"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return classical_segments(image, self.method, self.n)
+
+
+class SamSegments(SegmentProvider):
+    """SAM-family promptable segmentation, prompted by a point grid (automatic-mask style)."""
+
+    def __init__(self, config: SegmentsConfig):
+        self.config = config
+        self.source = f"transformers:{config.model}"
+        self._model = None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        from transformers import AutoConfig, AutoProcessor
+
+        try:
+            cfg = AutoConfig.from_pretrained(self.config.model, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise offline_error("segmentation", str(self.config.model), e) from None
+        model_cls = _sam_class(cfg.model_type)
+        try:
+            self._processor = AutoProcessor.from_pretrained(self.config.model, local_files_only=True)
+            model = model_cls.from_pretrained(self.config.model, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise offline_error("segmentation", str(self.config.model), e) from None
+        self.device = resolve_device(self.config.device)
+        self._model = model.to(self.device).eval()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.load()
+        h, w = image.shape[:2]
+        n = self.config.points_per_side
+        ys = (np.arange(n) + 0.5) * h / n
+        xs = (np.arange(n) + 0.5) * w / n
+        points = [[[[float(x), float(y)]] for y in ys for x in xs]]  # image, point batch, points, xy
+        inputs = self._processor(images=image, input_points=points, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            out = self._model(**inputs, multimask_output=True)
+        sizes = inputs["original_sizes"].cpu()
+        if "reshaped_input_sizes" in inputs:
+            masks = self._processor.post_process_masks(out.pred_masks.cpu(), sizes,
+                                                       inputs["reshaped_input_sizes"].cpu())[0]
+        else:
+            masks = self._processor.post_process_masks(out.pred_masks.cpu(), sizes)[0]
+        masks = masks.numpy().astype(bool)  # point batch x multimask x H x W
+        iou = out.iou_scores[0].float().cpu().numpy()  # point batch x multimask
+        return masks_to_labels(masks, iou, self.config.min_iou)
+
+
+def _sam_class(model_type: str):
+    import transformers
+
+    classes = {"sam": "SamModel", "sam_hq": "SamHQModel", "sam2": "Sam2Model"}
+    if model_type not in classes:
+        raise ValueError(f"not a SAM-family checkpoint (model_type={model_type!r}; allowed: {sorted(classes)})")
+    return getattr(transformers, classes[model_type])
+
+
+def masks_to_labels(masks: np.ndarray, iou: np.ndarray, min_iou: float) -> np.ndarray:
+    """Best mask per prompt point -> one label map; duplicates (IoU > 0.8) are merged, small masks win."""
+    h, w = masks.shape[-2:]
+    chosen: list[np.ndarray] = []
+    for p in range(masks.shape[0]):
+        k = int(np.argmax(iou[p]))
+        m = masks[p, k]
+        if iou[p, k] < min_iou or m.sum() < 16:
+            continue
+        if any((m & c).sum() / max(1, (m | c).sum()) > 0.8 for c in chosen):
+            continue
+        chosen.append(m)
+    labels = np.zeros((h, w), dtype=np.int32)
+    for i, m in sorted(enumerate(chosen), key=lambda t: -int(t[1].sum())):
+        labels[m] = i + 1
+    return relabel(labels)
+
+
+def scene_segments(image: np.ndarray, aux: dict | None) -> np.ndarray:
+    """The label map a type should use: ``aux["segments"]`` when given, else the classical default."""
+    s = (aux or {}).get("segments")
+    h, w = image.shape[:2]
+    if s is None:
+        return classical_segments(image)
+    s = np.asarray(s)
+    if s.shape != (h, w):
+        import cv2
+
+        s = cv2.resize(s.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+    return s.astype(np.int32)
+
+
+def pick_segment(labels: np.ndarray, u: float, min_frac: float = 0.03, max_frac: float = 0.5) -> np.ndarray:
+    """A deterministic choice of one segment from a uniform number ``u`` in [0, 1): among segments
+    covering ``min_frac``..``max_frac`` of the image (sorted by label), else the one closest to it."""
+    ids, counts = np.unique(labels, return_counts=True)
+    frac = counts / labels.size
+    ok = ids[(frac >= min_frac) & (frac <= max_frac)]
+    if ok.size == 0:
+        target = np.sqrt(min_frac * max_frac)
+        ok = ids[[int(np.argmin(np.abs(np.log(frac / target))))]]
+    return labels == ok[min(int(u * ok.size), ok.size - 1)]
