@@ -6,17 +6,35 @@ import math
 from dataclasses import dataclass, field
 
 from pairforge.config import PipelineConfig
-from pairforge.filters.config import IQAFilterConfig, SanityFilterConfig
+from pairforge.filters.config import (
+    ClassifierFilterConfig,
+    DedupFilterConfig,
+    IQAFilterConfig,
+    JudgeFilterConfig,
+    PrivacyFilterConfig,
+    SanityFilterConfig,
+)
 from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
 from pairforge.stage import RunContext, Stage
 from pairforge.stages.degrade import DegradeStage
-from pairforge.stages.filters import IQAStage, SanityStage
+from pairforge.stages.filters import (
+    ClassifierStage,
+    DedupStage,
+    IQAStage,
+    JudgeStage,
+    PrivacyStage,
+    SanityStage,
+)
 from pairforge.stages.source import SourceStage
 
 #: filter config class -> stage class. New filter kinds register here.
 FILTER_STAGES: dict[type, type[Stage]] = {
     SanityFilterConfig: SanityStage,
     IQAFilterConfig: IQAStage,
+    JudgeFilterConfig: JudgeStage,
+    PrivacyFilterConfig: PrivacyStage,
+    DedupFilterConfig: DedupStage,
+    ClassifierFilterConfig: ClassifierStage,
 }
 
 
