@@ -239,6 +239,11 @@ def degrade(
         _fail(str(e))
 
 
+from pairforge.filters.classifier_cli import train_classifier_command  # noqa: E402
+
+app.command("train-classifier")(train_classifier_command)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("PAIRFORGE_LOG", "WARNING"))
     app()

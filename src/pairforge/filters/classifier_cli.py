@@ -8,8 +8,8 @@ import typer
 
 
 def train_classifier_command(
-    positives: Annotated[list[str], typer.Option("--pos", help="high-quality images: folder, image, shard tar or run dir (repeatable)")],
-    negatives: Annotated[list[str], typer.Option("--neg", help="low-quality images: folder, image, shard tar or run dir (repeatable)")],
+    positives: Annotated[list[str], typer.Option("--pos", metavar="PATH", help="high-quality images: folder, image, shard tar or run dir (repeatable)")],
+    negatives: Annotated[list[str], typer.Option("--neg", metavar="PATH", help="low-quality images: folder, image, shard tar or run dir (repeatable)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the classifier JSON")],
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="fraction of each class held out")] = 0.2,
     l2: Annotated[float, typer.Option(min=0.0, help="L2 regularisation strength")] = 1e-2,
