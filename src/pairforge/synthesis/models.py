@@ -45,7 +45,10 @@ class ModelRequirement:
 
 
 def is_local(model_id: str) -> bool:
-    return Path(model_id).expanduser().exists() or model_id.startswith(("/", "./", "../", "~"))
+    """A path rather than a hub id (hub ids are exactly ``org/name`` and never start with . / ~)."""
+    if Path(model_id).expanduser().exists() or model_id.startswith(("/", ".", "~")):
+        return True
+    return model_id.count("/") != 1 or "\\" in model_id
 
 
 def resolve_model_dir(model_id: str, revision: str | None = None, cache_dir: str | None = None) -> tuple[str, str | None]:
@@ -104,7 +107,13 @@ def required_models(config: Any) -> list[ModelRequirement]:
             for m in f.metrics:
                 reqs.append(ModelRequirement("pyiqa", m.name, used_by=f"filters[{i}]",
                                              extra={"options": dict(m.options)}))
-        # any other section may declare hub models it needs (e.g. an MLLM judge)
+        # MLLM judges (filters.judge, filters.privacy.judge) with a local transformers backend
+        for judge in (f, getattr(f, "judge", None)):
+            backend = getattr(judge, "backend", None)
+            if getattr(backend, "type", None) == "local" and not is_local(backend.model):
+                reqs.append(ModelRequirement("transformers", backend.model, getattr(backend, "revision", None),
+                                             used_by=f"filters[{i}]"))
+        # any other section may declare hub models it needs
         hub = getattr(f, "hub_models", None)
         if callable(hub):
             for mid, rev in hub():
