@@ -53,19 +53,32 @@ def encode_jpeg_rgb(img: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def decode_jpeg_rgb(data: bytes) -> np.ndarray:
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def decode_jpeg_rgb(data: bytes | np.ndarray) -> np.ndarray:
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    if _IMREAD_RGB is not None:
+        return cv2.imdecode(buf, _IMREAD_RGB)
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def jpeg_hwc(a: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of one H x W x 3 float32 RGB image in [0, 1]: round to 8 bit (half to even, like
+    torch.round), encode, decode, back to float32."""
+    u8 = cv2.convertScaleAbs(a, alpha=255.0)  # |x*255| rounded & saturated; x is already clamped >= 0
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return np.divide(decode_jpeg_rgb(buf), np.float32(255.0), dtype=np.float32)
 
 
 def jpeg_libjpeg(x: torch.Tensor, qualities: Sequence[int]) -> torch.Tensor:
     """Compress/decompress each sample of (B, 3, H, W) in [0, 1] with a real encoder at integer quality."""
     outs = []
     for b in range(x.shape[0]):
-        xb = x[b].detach()
-        u8 = torch.clamp(torch.round(xb * 255.0), 0, 255).to(torch.uint8)
-        img = to_hwc(u8.cpu())
-        dec = decode_jpeg_rgb(encode_jpeg_rgb(img, int(qualities[b])))
-        outs.append(from_hwc(dec).to(device=x.device, dtype=torch.float32) / 255.0)
+        a = to_hwc(torch.clamp(x[b].detach(), 0, 1).float().cpu())
+        outs.append(from_hwc(jpeg_hwc(a, int(qualities[b]))).to(x.device))
     return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
 
 

@@ -1,0 +1,312 @@
+"""Degradation throughput, side by side on the same photos: pairforge's `realesrgan` chain vs BasicSR's
+own functions driving the same x4plus chain vs `pairgen` (PyPI) — end to end on the CPU (decode PNG,
+degrade, encode LQ PNG).
+
+    .venv/bin/python bench/bench_degrade.py [--n 32] [--sizes 512 1024] [--rounds 2]
+
+Inputs: bundled scikit-image photos, random crops resized to N x N, written as PNG once. Each method
+processes every image of a size; rounds alternate the methods (the machine may be shared) and the best
+round counts. Writes bench/results/degrade.json and degrade.md and prints the markdown table.
+
+* pairforge: `ChainDegradeConfig(preset="realesrgan")` (x4plus defaults, libjpeg JPEG, every draw per
+  sample), batches of 8, CPU, `threads` = cores.
+* BasicSR 1.4.2: the dataset's kernel draws (random_mixed_kernels / circular_lowpass_kernel) and the
+  model's feed_data chain (USMSharp, filter2D, F.interpolate, random_add_*_noise_pt, DiffJPEG, final
+  round/clamp), batches of 8, CPU, torch's threads = cores.
+* pairgen 1.0.1: its own per-image path (MATLAB-style bicubic downscale by 4, then its blur/noise/JPEG
+  degradations with random resize), one worker, as `pairgen` runs each image.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "degradations"))
+
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+          "motorcycle_left", "camera", "brick", "grass", "gravel", "moon", "page", "coins", "clock"]
+
+
+def make_inputs(n: int, size: int, folder: Path, seed: int = 0) -> list[Path]:
+    """``n`` RGB photos (random crops of skimage photos, resized to size x size) saved as PNG."""
+    import skimage.data as d
+
+    rng = np.random.default_rng(seed)
+    srcs = []
+    for name in PHOTOS:
+        try:
+            img = getattr(d, name)()
+        except Exception:  # a photo that would need a download
+            continue
+        if img.ndim == 2:
+            img = np.stack([img] * 3, -1)
+        srcs.append(np.ascontiguousarray(img[..., :3]))
+    paths = []
+    for i in range(n):
+        img = srcs[i % len(srcs)]
+        h, w = img.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.6, 1.0))
+        t, l = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = Image.fromarray(img[t : t + side, l : l + side]).resize((size, size), Image.BICUBIC)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        p = folder / f"in{size}_{i:03d}.png"
+        crop.save(p, compress_level=1)
+        paths.append(p)
+    return paths
+
+
+def read_rgb(p: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def write_png(img: np.ndarray, p: Path) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    assert ok
+    p.write_bytes(buf.tobytes())
+
+
+# ------------------------------------------------------------------------------------------ methods
+
+
+def run_pairforge(paths, out: Path, batch: int, threads: int, preset: str = "realesrgan", **over) -> int:
+    from pairforge.degradations.chain import ChainDegradeConfig
+
+    deg = ChainDegradeConfig.model_validate({"preset": preset, "device": "cpu", "threads": threads, **over}).build()
+    for s in range(0, len(paths), batch):
+        chunk = paths[s : s + batch]
+        imgs = [read_rgb(p) for p in chunk]
+        res = deg.degrade(imgs, [1000 + s + i for i in range(len(chunk))])
+        for p, r in zip(chunk, res):
+            write_png(r.lq, out / p.name)
+    return len(paths)
+
+
+class BasicSRChain:
+    """Real-ESRGAN x4plus degradation driven by BasicSR's functions, as its dataset + model do it."""
+
+    def __init__(self):
+        from basicsr_shim import import_basicsr
+
+        self.deg, self.ipu, dj = import_basicsr()
+        self.jpeger = dj.DiffJPEG(differentiable=False)
+        self.usm = self.ipu.USMSharp()
+        self.o = dict(resize_prob=[0.2, 0.7, 0.1], resize_range=[0.15, 1.5], gaussian_noise_prob=0.5, noise_range=[1, 30],
+                      poisson_scale_range=[0.05, 3], gray_noise_prob=0.4, jpeg_range=[30, 95], second_blur_prob=0.8,
+                      resize_prob2=[0.3, 0.4, 0.3], resize_range2=[0.3, 1.2], gaussian_noise_prob2=0.5,
+                      noise_range2=[1, 25], poisson_scale_range2=[0.05, 2.5], gray_noise_prob2=0.4,
+                      jpeg_range2=[30, 95], scale=4)
+        self.kernel_list = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
+        self.kernel_prob = [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+
+    def _kernel(self, sigma, sinc_prob=0.1):
+        d = self.deg
+        k = random.choice(range(7, 22, 2))
+        if np.random.uniform() < sinc_prob:
+            omega = np.random.uniform(np.pi / 3, np.pi) if k < 13 else np.random.uniform(np.pi / 5, np.pi)
+            kern = d.circular_lowpass_kernel(omega, k, pad_to=False)
+        else:
+            kern = d.random_mixed_kernels(self.kernel_list, self.kernel_prob, k, sigma, sigma, [-math.pi, math.pi],
+                                          [0.5, 4], [1, 2], noise_range=None)
+        p = (21 - k) // 2
+        return torch.FloatTensor(np.pad(kern, ((p, p), (p, p))))
+
+    def _sinc(self):
+        if np.random.uniform() < 0.8:
+            k = random.choice(range(7, 22, 2))
+            return torch.FloatTensor(self.deg.circular_lowpass_kernel(np.random.uniform(np.pi / 3, np.pi), k, pad_to=21))
+        t = torch.zeros(21, 21)
+        t[10, 10] = 1
+        return t
+
+    @torch.no_grad()
+    def __call__(self, gt: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        d, f2d, o = self.deg, self.ipu.filter2D, self.o
+        b = gt.shape[0]
+        k1 = torch.stack([self._kernel([0.2, 3]) for _ in range(b)])
+        k2 = torch.stack([self._kernel([0.2, 1.5]) for _ in range(b)])
+        sinc = torch.stack([self._sinc() for _ in range(b)])
+        ori_h, ori_w = gt.shape[2:]
+        out = f2d(self.usm(gt).contiguous(), k1)
+        up = random.choices(["up", "down", "keep"], o["resize_prob"])[0]
+        s = np.random.uniform(1, o["resize_range"][1]) if up == "up" else np.random.uniform(o["resize_range"][0], 1) if up == "down" else 1
+        out = F.interpolate(out, scale_factor=s, mode=random.choice(["area", "bilinear", "bicubic"]))
+        if np.random.uniform() < o["gaussian_noise_prob"]:
+            out = d.random_add_gaussian_noise_pt(out, sigma_range=o["noise_range"], clip=True, rounds=False, gray_prob=0.4)
+        else:
+            out = d.random_add_poisson_noise_pt(out, scale_range=o["poisson_scale_range"], gray_prob=0.4, clip=True, rounds=False)
+        q = out.new_zeros(b).uniform_(*o["jpeg_range"])
+        out = self.jpeger(torch.clamp(out, 0, 1).contiguous(), quality=q)
+        if np.random.uniform() < o["second_blur_prob"]:
+            out = f2d(out.contiguous(), k2)
+        up = random.choices(["up", "down", "keep"], o["resize_prob2"])[0]
+        s = np.random.uniform(1, o["resize_range2"][1]) if up == "up" else np.random.uniform(o["resize_range2"][0], 1) if up == "down" else 1
+        out = F.interpolate(out, size=(int(ori_h / 4 * s), int(ori_w / 4 * s)), mode=random.choice(["area", "bilinear", "bicubic"]))
+        if np.random.uniform() < o["gaussian_noise_prob2"]:
+            out = d.random_add_gaussian_noise_pt(out, sigma_range=o["noise_range2"], clip=True, rounds=False, gray_prob=0.4)
+        else:
+            out = d.random_add_poisson_noise_pt(out, scale_range=o["poisson_scale_range2"], gray_prob=0.4, clip=True, rounds=False)
+        mode = random.choice(["area", "bilinear", "bicubic"])
+        if np.random.uniform() < 0.5:
+            out = F.interpolate(out, size=(ori_h // 4, ori_w // 4), mode=mode)
+            out = f2d(out.contiguous(), sinc)
+            q = out.new_zeros(b).uniform_(*o["jpeg_range2"])
+            out = self.jpeger(torch.clamp(out, 0, 1).contiguous(), quality=q)
+        else:
+            q = out.new_zeros(b).uniform_(*o["jpeg_range2"])
+            out = self.jpeger(torch.clamp(out, 0, 1).contiguous(), quality=q)
+            out = F.interpolate(out, size=(ori_h // 4, ori_w // 4), mode=mode)
+            out = f2d(out.contiguous(), sinc)
+        return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+
+
+def run_basicsr(paths, out: Path, batch: int, chain: BasicSRChain) -> int:
+    for s in range(0, len(paths), batch):
+        chunk = paths[s : s + batch]
+        gt = torch.stack([torch.from_numpy(read_rgb(p)).permute(2, 0, 1).float() / 255.0 for p in chunk]).contiguous()
+        lq = chain(gt)
+        for p, x in zip(chunk, lq):
+            write_png((x * 255).round().clamp(0, 255).byte().permute(1, 2, 0).contiguous().numpy(), out / p.name)
+    return len(paths)
+
+
+def run_pairgen(paths, out: Path) -> int:
+    from pairgen.utils import apply_degradations, imresize
+
+    for p in paths:
+        with Image.open(p) as im:
+            img = im.convert("RGB")
+        lr = Image.fromarray(imresize(np.array(img), scale=1 / 4))
+        lr = apply_degradations(img=lr, blur=True, noise=True, jpeg=True)
+        lr.save(out / p.name, compress_level=1)
+    return len(paths)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except Exception:
+        pass
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=32, help="images per size")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--methods", nargs="+", default=["pairforge", "basicsr", "pairgen"])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)  # parallelism comes from the methods' own threads (pairforge) or torch (BasicSR)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    info = machine()
+    info["command"] = "python bench/bench_degrade.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results: dict = {"machine": info, "sizes": {}}
+    chain = BasicSRChain() if "basicsr" in args.methods else None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for size in args.sizes:
+            paths = make_inputs(args.n, size, tmp)
+            best: dict[str, float] = {}
+            cpu: dict[str, float] = {}
+            for r in range(args.rounds):
+                for m in args.methods:
+                    out = tmp / f"out_{m}_{size}_{r}"
+                    out.mkdir()
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    if m == "pairforge":
+                        n = run_pairforge(paths, out, args.batch, args.threads)
+                    elif m == "basicsr":
+                        n = run_basicsr(paths, out, args.batch, chain)
+                    elif m == "pairgen":
+                        n = run_pairgen(paths, out)
+                    else:
+                        raise SystemExit(f"unknown method {m}")
+                    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                    rate = n / dt
+                    best[m] = max(best.get(m, 0.0), rate)
+                    cpu[m] = min(cpu.get(m, float("inf")), dc / n * 1000)
+                    print(f"  {size}px round {r} {m:10s} {rate:7.2f} pairs/s ({dt:.1f} s, {dc / n * 1000:.0f} CPU-ms/pair)", flush=True)
+            results["sizes"][str(size)] = {m: round(v, 3) for m, v in best.items()}
+            results.setdefault("cpu_ms_per_pair", {})[str(size)] = {m: round(v, 1) for m, v in cpu.items()}
+    info["loadavg_end"] = os.getloadavg()
+    md = markdown(results, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "degrade.json").write_text(json.dumps(results, indent=2))
+    (args.out / "degrade.md").write_text(md)
+    print(md)
+    return results
+
+
+def markdown(results: dict, args) -> str:
+    m = results["machine"]
+    lines = [
+        f"Degradation throughput, end to end (decode PNG, degrade, encode LQ PNG), x4, {args.n} photos per size, "
+        f"best of {args.rounds} rounds. {m['cpu']}, {m['cores']} cores, torch {m['torch']}, OpenCV {m['opencv']}; "
+        f"load average at start {m['loadavg_start'][0]:.2f}. Command: `{m['command']}`",
+        "",
+        "| size | pairforge realesrgan (pairs/s) | BasicSR x4plus chain (pairs/s) | pairgen (pairs/s) | vs BasicSR | vs pairgen |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size, r in results["sizes"].items():
+        pf, bs, pg = r.get("pairforge"), r.get("basicsr"), r.get("pairgen")
+        ratio = lambda a, b: f"{a / b:.1f}x" if a and b else "-"  # noqa: E731
+        fmt = lambda v: f"{v:.2f}" if v else "-"  # noqa: E731
+        lines.append(f"| {size}x{size} | {fmt(pf)} | {fmt(bs)} | {fmt(pg)} | {ratio(pf, bs)} | {ratio(pf, pg)} |")
+    lines += [
+        "",
+        "CPU time per pair (process CPU seconds / pairs, best round; less sensitive to other load on a shared machine):",
+        "",
+        "| size | pairforge (CPU-ms/pair) | BasicSR (CPU-ms/pair) | pairgen (CPU-ms/pair) |",
+        "|---|---|---|---|",
+    ]
+    for size, r in results.get("cpu_ms_per_pair", {}).items():
+        g = lambda k: f"{r[k]:.0f}" if k in r else "-"  # noqa: E731
+        lines.append(f"| {size}x{size} | {g('pairforge')} | {g('basicsr')} | {g('pairgen')} |")
+    lines.append("")
+    lines.append(
+        "pairforge and BasicSR run the full second-order x4plus chain (USM, two blur/resize/noise stages, two JPEGs, "
+        "final sinc); pairgen runs its simpler single-order blur/noise/JPEG/resize chain on the already downscaled image."
+    )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
