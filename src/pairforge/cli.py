@@ -243,6 +243,11 @@ from pairforge.filters.classifier_cli import train_classifier_command  # noqa: E
 
 app.command("train-classifier")(train_classifier_command)
 
+from pairforge.synthesis.cli import models_app, prompts_cli  # noqa: E402
+
+app.add_typer(models_app, name="models")
+app.command("prompts")(prompts_cli)
+
 
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("PAIRFORGE_LOG", "WARNING"))

@@ -1,0 +1,75 @@
+"""CLI commands of the synthesis side: ``pairforge models pull`` and ``pairforge prompts``
+(registered in :mod:`pairforge.cli`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+models_app = typer.Typer(no_args_is_help=True, help="Fetch the models a config needs, for offline clusters.")
+
+
+def _load(config: str, overrides: list[str]):
+    from pairforge.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(2)
+
+
+@models_app.command("pull")
+def models_pull_cli(
+    config: str = typer.Argument(..., help="YAML run config (or a name under configs/)"),
+    cache: Path = typer.Option(..., "--cache", help="directory to fill (an HF hub cache; pyiqa weights in DIR/torch)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only list what would be fetched"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
+):
+    """Download every model CONFIG needs (diffusers pipeline, local LLMs/MLLMs, pyiqa metric weights) into
+    CACHE. Copy CACHE to the cluster, set model.cache_dir (or HF_HUB_CACHE) to it and TORCH_HOME to
+    CACHE/torch. Gated models (FLUX.1-dev) need HF_TOKEN here, never at run time."""
+    from pairforge.synthesis.models import models_pull
+
+    cfg = _load(config, set_)
+    try:
+        records = models_pull(cfg, str(cache), dry_run=dry_run)
+    except Exception as e:  # noqa: BLE001 - network/auth problems are reported, not traced
+        err.print(f"[bold red]error:[/] pulling failed: {type(e).__name__}: {e}", highlight=False)
+        raise typer.Exit(1)
+    t = Table(title=f"models for {config}" + (" (dry run)" if dry_run else ""))
+    for col in ("what", "id", "revision", "used by", "status"):
+        t.add_column(col)
+    for r in records:
+        t.add_row(r["what"], r["id"], str(r.get("resolved_revision") or r.get("revision") or ""), r["used_by"],
+                  r["status"])
+    if not records:
+        console.print("nothing to fetch: every model in this config is a local path (or needs no weights)")
+    else:
+        console.print(t)
+
+
+def prompts_cli(
+    config: str = typer.Argument(..., help="YAML run config with a synthesis source"),
+    n: int = typer.Option(..., "-n", "--num", min=1, help="how many prompts"),
+    out: Path = typer.Option(Path("prompts.txt"), "--out", "-o", help=".txt (one per line), .jsonl or .parquet"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
+):
+    """Write N prompts from the config's prompt source (screened and de-duplicated) to a file. LLM replies
+    are cached in OUT.cache/, so running it again costs nothing."""
+    from pairforge.prompts.command import prompts_command
+
+    cfg = _load(config, set_)
+    try:
+        info = prompts_command(cfg, n, out)
+    except (ValueError, RuntimeError) as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"wrote {info['size']} prompts to {out}")
+    console.print(json.dumps({"dropped": info["dropped"], "llm_errors": len(info.get("llm_errors", []))}))
