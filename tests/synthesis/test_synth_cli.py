@@ -16,7 +16,8 @@ def test_models_pull_dry_run_and_prompts(tmp_path):
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    r = CliRunner().invoke(app, ["models", "pull", str(path), "--cache", str(tmp_path / "cache"), "--dry-run"])
+    r = CliRunner().invoke(app, ["models", "pull", str(path), "--cache", str(tmp_path / "cache"), "--dry-run"],
+                            env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "black-forest-labs/FLUX.1-schnell" in r.output and "musiq" in r.output and "planned" in r.output
     r = CliRunner().invoke(app, ["prompts", str(path), "-n", "7", "--out", str(tmp_path / "p.txt")])
