@@ -68,6 +68,7 @@ class FakeLLM:
         self.lock = threading.Lock()
         self.always: tuple[int, dict] | None = None  # answer every request with this (permanent failure)
         self.free_text = 0  # answer the next N requests with prose instead of JSON (vLLM ignoring schema)
+        self.delays: list[float] = []  # seconds to stall before answering the next requests (timeouts)
         self.server = None
         self.url = ""
 
@@ -95,11 +96,14 @@ def _handler(fake: FakeLLM):
 
         def _send(self, status: int, body: dict):
             data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left (the timeout test)
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -110,6 +114,12 @@ def _handler(fake: FakeLLM):
                 user = body["contents"][0]["parts"][0]["text"]
             else:
                 user = [m for m in body["messages"] if m["role"] == "user"][0]["content"]
+            with fake.lock:
+                delay = fake.delays.pop(0) if fake.delays else 0.0
+            if delay:
+                import time
+
+                time.sleep(delay)
             action = fake.next_action()
             if action is not None and action[1] != "FREE":
                 status, err = action
