@@ -189,7 +189,7 @@ def preview(
 def degrade(
     input: str = typer.Argument(..., help="photos: a folder, glob, list file (.txt) or s3:// prefix"),
     output: str = typer.Argument(..., help="output directory (local or s3://); resumable like `run`"),
-    preset: str = typer.Option("simple", "--preset", "-p", help="degradation preset (see `pairforge degrade --help`)"),
+    preset: str = typer.Option("realesrgan", "--preset", "-p", help="realesrgan, realesrgan-x2, stablesr, first-order, bsrgan, bsrgan-plus, web, realworld or simple"),
     degrade_config: Optional[Path] = typer.Option(None, "--degrade-config", help="YAML of a full `degrade:` section (overrides --preset)"),
     crop: Optional[int] = typer.Option(None, "--crop", min=8, help="random-crop each photo to this size"),
     tiles_per_image: int = typer.Option(1, "--tiles-per-image", min=1, help="random crops per photo (with --crop)"),
@@ -223,7 +223,7 @@ def degrade(
         "source": source,
         "filters": [{"kind": "sanity", "min_size": 8, "min_std": 0.0, "max_clipped": 1.0, "max_aspect": 1000.0}],
         "degrade": section,
-        "output": {"samples_per_shard": samples_per_shard, "format": fmt},
+        "output": {"samples_per_shard": samples_per_shard, "format": "webdataset" if fmt == "shards" else "folder"},
     }
     try:
         cfg = parse_config(data, origin="pairforge degrade")

@@ -94,7 +94,7 @@ def format_validation_error(err: ValidationError, origin: str = "config") -> str
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not an option here)"
         ctx = e.get("ctx") or {}
-        if "expected" in ctx:
+        if "expected" in ctx and str(ctx["expected"]) not in msg:
             msg += f" (allowed: {ctx['expected']})"
         lines.append(f"  - {loc}: {msg}; got {e.get('input')!r}"[:500])
     return "\n".join(lines)
@@ -152,7 +152,14 @@ def config_to_dict(config: PipelineConfig) -> dict:
 
 
 def degrade_section_for_preset(name: str) -> dict:
-    """The ``degrade:`` section a preset name stands for (used by ``pairforge degrade --preset``)."""
+    """The ``degrade:`` section a preset name stands for (used by ``pairforge degrade --preset``):
+    ``simple``, ``realworld`` (the nine types, equal weights) or any chain preset."""
+    from pairforge.degradations.chain.presets import preset_names
+
     if name == "simple":
         return {"kind": "simple"}
-    raise KeyError(f"unknown degradation preset {name!r}; allowed: simple")
+    if name == "realworld":
+        return {"kind": "realworld"}
+    if name in preset_names():
+        return {"kind": "chain", "preset": name}
+    raise KeyError(f"unknown degradation preset {name!r}; allowed: simple, realworld, {', '.join(preset_names())}")

@@ -22,7 +22,7 @@ def test_builtin_config_name_resolves():
         ({"run": {"device": "tpu"}}, ["run.device", "'auto'", "'cuda'"]),
         ({"source": {"kind": "nope"}}, ["source", "'bundled'", "'files'"]),
         ({"source": {"kind": "bundled", "photos": ["mona_lisa"]}}, ["source.bundled.photos", "mona_lisa", "astronaut"]),
-        ({"filters": [{"kind": "iqa", "metrics": []}]}, ["filters.0.iqa.metrics"]),
+        ({"filters": [{"kind": "iqa", "metrics": []}]}, ["filters.0.iqa", "metrics"]),
         ({"degrade": {"kind": "simple", "blur_sigma": [3, 1]}}, ["degrade.simple.blur_sigma", "lo > hi"]),
         ({"source": {"kind": "files"}}, ["source.files.paths", "Field required"]),
     ],

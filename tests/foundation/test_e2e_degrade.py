@@ -1,0 +1,52 @@
+"""`pairforge degrade`: the offline use case, photos in, pairs out, no Ray."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_degrade_folder_to_shards_records_rejections(messy_photos, tmp_path):
+    folder, expected = messy_photos
+    out = tmp_path / "pairs"
+    r = subprocess.run(
+        [sys.executable, "-m", "pairforge.cli", "degrade", str(folder), str(out), "--preset", "realesrgan-x2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "pairs/s" in r.stdout
+    index = json.loads((out / "index.json").read_text())
+    undecodable = sum(v == "source/undecodable" for v in expected.values())
+    assert index["rejected"] == {"source/undecodable": undecodable, "sanity/too_small": 1}
+    assert index["total_samples"] == len(expected) - undecodable - 1
+    rec = json.loads((out / "shards/shard-000000.json").read_text())
+    reasons = {x["rule"]: x["reason"] for x in rec["rejected"]}
+    assert "truncated" in reasons["undecodable"] or "not an image" in reasons["undecodable"]
+
+
+def test_degrade_to_folder_with_crops(tmp_path):
+    from tests.conftest import photo, png_bytes
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("astronaut", "coffee"):
+        (src / f"{name}.png").write_bytes(png_bytes(photo(name, 200)))
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "pairforge.cli", "degrade", str(src), str(out), "--preset", "web", "--crop", "96",
+         "--tiles-per-image", "3", "--format", "folder", "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    hq = sorted((out / "hq").iterdir())
+    assert len(hq) == 6
+    meta = json.loads((out / "meta" / "0000000004.json").read_text())
+    assert meta["source"]["tile"] == 1 and meta["source"]["crop"][2:] == [96, 96]
+
+
+def test_unknown_preset_is_a_clear_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pairforge.cli", "degrade", str(tmp_path), str(tmp_path / "o"), "--preset", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown degradation preset 'nope'" in r.stderr and "realesrgan" in r.stderr
