@@ -118,7 +118,10 @@ class IQAScorer:
         import torch
         import torch.nn.functional as F
 
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+        arr = np.ascontiguousarray(img)
+        if not arr.flags.writeable:  # e.g. decoded from a read-only buffer; torch wants writable memory
+            arr = arr.copy()
+        t = torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
         if self.max_side is not None and max(t.shape[1:]) > self.max_side:
             s = self.max_side / max(t.shape[1:])
             size = (max(1, round(t.shape[1] * s)), max(1, round(t.shape[2] * s)))
