@@ -33,11 +33,10 @@ from pairforge.degradations.realworld.common import (
     check_image,
     convolve,
     gaussian,
+    image_to_linear,
     linear_to_srgb,
     rnd,
     short_side,
-    srgb_to_linear,
-    to_float,
     to_uint8,
     uniform,
     weighted_choice,
@@ -99,19 +98,21 @@ def shake_trajectory(rng: np.random.Generator, n: int) -> list[list[float]]:
     return [[rnd(a, 4), rnd(b, 4)] for a, b in p]
 
 
-def render_path(points: np.ndarray, weights_per_point: np.ndarray | None = None) -> np.ndarray:
-    """Splat a polyline (pixel units) into a normalised kernel with bilinear sub-pixel sampling, centred
-    on its centroid (odd size)."""
+def render_path(points: np.ndarray) -> np.ndarray:
+    """Splat a path sampled at equal time steps (pixel units) into a normalised kernel with bilinear
+    sub-pixel sampling, centred on its centroid (odd size)."""
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) == 1:
         pts = np.vstack([pts, pts])
-    samples = []
+    samples, weights = [], []
     for p0, p1 in itertools.pairwise(pts):
         n = max(2, int(np.ceil(np.linalg.norm(p1 - p0) * 4)))
         t = (np.arange(n) + 0.5) / n
         samples.append(p0[None] + t[:, None] * (p1 - p0)[None])
+        weights.append(np.full(n, 1.0 / n))  # equal exposure time per step: slow parts are brighter
     s = np.concatenate(samples)
-    s -= s.mean(axis=0)
+    wts = np.concatenate(weights)
+    s -= (s * wts[:, None]).sum(axis=0) / wts.sum()  # centre on the centroid: LQ stays registered
     half = int(np.ceil(np.abs(s).max())) + 1
     size = 2 * half + 1
     k = np.zeros((size, size), dtype=np.float64)
@@ -119,7 +120,7 @@ def render_path(points: np.ndarray, weights_per_point: np.ndarray | None = None)
     x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
     fx, fy = xs - x0, ys - y0
     for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        np.add.at(k, (y0 + dy, x0 + dx), wgt)
+        np.add.at(k, (y0 + dy, x0 + dx), wgt * wts)
     return (k / k.sum()).astype(np.float32)
 
 
@@ -197,7 +198,7 @@ class Blur(RealWorldType):
 
     def apply(self, image, params, aux=None):
         check_image(image)
-        lin = srgb_to_linear(to_float(image))
+        lin = image_to_linear(image)
         size = short_side(image)
         mode = params["mode"]
         if mode == "gaussian":

@@ -42,16 +42,34 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def _pow(x: np.ndarray, e: float) -> np.ndarray:
+    """Elementwise power of a non-negative float32 array (OpenCV's SIMD pow, any shape)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return cv2.pow(x.reshape(-1, 1), e).reshape(x.shape)
+
+
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """The sRGB electro-optical transfer function (IEC 61966-2-1), float in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    p = _pow((x + np.float32(0.055)) / np.float32(1.055), 2.4)
+    return np.where(x <= 0.04045, x / np.float32(12.92), p).astype(np.float32)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`srgb_to_linear`."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    p = np.float32(1.055) * _pow(x, 1.0 / 2.4) - np.float32(0.055)
+    return np.where(x <= 0.0031308, x * np.float32(12.92), p).astype(np.float32)
+
+
+_LINEAR_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+def image_to_linear(image: np.ndarray) -> np.ndarray:
+    """uint8 sRGB image -> float32 linear light (a table lookup)."""
+    if image.dtype == np.uint8:
+        return _LINEAR_LUT[image]
+    return image_to_linear(image)
 
 
 def luminance(x: np.ndarray) -> np.ndarray:

@@ -64,17 +64,23 @@ def prior_depth(image: np.ndarray, kind: str = "vertical_texture", texture_weigh
     h, w = image.shape[:2]
     if kind == "constant":
         return np.full((h, w), 0.5, dtype=np.float32)
-    vertical = np.repeat(np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None], w, axis=1)
     if kind == "vertical":
-        return vertical
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    s = max(1.0, min(h, w) / 64.0)
+        return np.repeat(np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None], w, axis=1)
+    # every cue is smooth: work at a short side of <= 128 px (fast at any size), then upsample
+    f = min(1.0, 128.0 / min(h, w))
+    sw, sh = max(8, round(w * f)), max(8, round(h * f))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if f < 1 else image
+    s = min(sh, sw) / 64.0
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     energy = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), sigmaX=4.0 * s)
     flatness = 1.0 - normalise(energy, 5, 95)
-    d = (1.0 - texture_weight) * vertical + texture_weight * flatness
-    return np.clip(cv2.GaussianBlur(d, (0, 0), sigmaX=2.0 * s), 0.0, 1.0).astype(np.float32)
+    vertical = np.repeat(np.linspace(1.0, 0.0, sh, dtype=np.float32)[:, None], sw, axis=1)
+    d = cv2.GaussianBlur((1.0 - texture_weight) * vertical + texture_weight * flatness, (0, 0), sigmaX=2.0 * s)
+    if (sh, sw) != (h, w):
+        d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(d, 0.0, 1.0).astype(np.float32)
 
 
 class PriorDepth(DepthProvider):

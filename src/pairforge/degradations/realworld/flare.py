@@ -29,11 +29,11 @@ from pairforge.degradations.realworld.common import (
     check_image,
     fit_to,
     gaussian,
+    image_to_linear,
     integer,
     linear_to_srgb,
     new_seed,
     rnd,
-    srgb_to_linear,
     to_float,
     to_uint8,
     uniform,
@@ -192,12 +192,17 @@ class Flare(RealWorldType):
         ghosts = np.zeros((h, w, 3), np.float32)
         for g in p["ghosts"]:
             gx, gy = cx + g["t"] * (sx - cx), cy + g["t"] * (sy - cy)
-            rad = g["radius"] * s
-            q = polygon_distance((xx - gx) / rad, (yy - gy) / rad, g["sides"], np.deg2rad(p["blade_rotation"]))
-            edge = 0.06
-            fill = np.clip((1.0 - q) / edge + 0.5, 0.0, 1.0)
+            rad = max(g["radius"] * s, 0.5)
+            # only the ghost's bounding box is touched (ghosts are small)
+            x0, x1 = max(0, int(gx - 1.3 * rad)), min(w, int(gx + 1.3 * rad) + 2)
+            y0, y1 = max(0, int(gy - 1.3 * rad)), min(h, int(gy + 1.3 * rad) + 2)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            q = polygon_distance((xx[y0:y1, x0:x1] - gx) / rad, (yy[y0:y1, x0:x1] - gy) / rad, g["sides"],
+                                 np.deg2rad(p["blade_rotation"]))
+            fill = np.clip((1.0 - q) / 0.06 + 0.5, 0.0, 1.0)
             shape = 0.6 * fill + (0.9 * np.exp(-(((q - 0.97) / 0.05) ** 2)) if g["ring"] else 0.4 * fill * q**2)
-            ghosts += (g["intensity"] * shape)[..., None] * np.asarray(g["tint"], np.float32)
+            ghosts[y0:y1, x0:x1] += (g["intensity"] * shape)[..., None] * np.asarray(g["tint"], np.float32)
         veil = p["veil"] * (0.5 + 0.5 * np.exp(-r / s))[..., None] * np.asarray(p["tint"], np.float32)
         return (k * (light + ghosts) + veil).astype(np.float32)
 
@@ -229,7 +234,7 @@ class Flare(RealWorldType):
             lin = np.power(to_float(image), g)
             out = np.clip(lin + self._pattern((h, w), params), 0.0, 1.0)
             return to_uint8(np.power(out, 1.0 / g))
-        lin = srgb_to_linear(to_float(image))
+        lin = image_to_linear(image)
         return to_uint8(linear_to_srgb(np.clip(lin + self.render((h, w), params), 0.0, 1.0)))
 
     def statistic(self, hq, lq, params, aux=None):

@@ -24,11 +24,11 @@ from pairforge.degradations.realworld.common import (
     TypeConfig,
     check_image,
     gaussian,
+    image_to_linear,
     linear_to_srgb,
     new_seed,
     rnd,
     srgb_to_linear,
-    to_float,
     to_uint8,
     uniform,
 )
@@ -97,7 +97,7 @@ class Haze(RealWorldType):
 
     def apply(self, image, params, aux=None):
         check_image(image)
-        j = srgb_to_linear(to_float(image))
+        j = image_to_linear(image)
         t = self.transmission(image, params, aux)[..., None]
         a = srgb_to_linear(np.asarray(params["airlight"], dtype=np.float32))
         return to_uint8(linear_to_srgb(j * t + a * (1.0 - t)))

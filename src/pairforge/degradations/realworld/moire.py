@@ -31,10 +31,10 @@ from pairforge.degradations.realworld.common import (
     TypeConfig,
     check_image,
     gaussian,
+    image_to_linear,
     integer,
     linear_to_srgb,
     new_seed,
-    srgb_to_linear,
     to_float,
     to_uint8,
     uniform,
@@ -90,7 +90,7 @@ def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.n
     """The screen-photograph simulation on a uint8 image (see module docstring)."""
     h, w = image.shape[:2]
     s = float(min(h, w))
-    lin = srgb_to_linear(to_float(image)).astype(np.float64)
+    lin = image_to_linear(image).astype(np.float64)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     X, Y = (xx - (w - 1) / 2) / s, (yy - (h - 1) / 2) / s
     den = 1.0 + p["perspective"][0] * X + p["perspective"][1] * Y

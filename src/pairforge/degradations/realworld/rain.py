@@ -50,9 +50,9 @@ class RainConfig(TypeConfig):
     splash_rate: FloatRange = Field((0.02, 0.07), description="splashes per drop, before depth gating")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"density": (5.0, 12.0), "opacity": (0.2, 0.4), "veil": (0.0, 0.25)},
-        "medium": {"density": (12.0, 25.0), "opacity": (0.35, 0.6), "veil": (0.15, 0.6)},
-        "heavy": {"density": (25.0, 50.0), "opacity": (0.5, 0.8), "veil": (0.5, 1.2)},
+        "light": {"density": (3.0, 7.0), "opacity": (0.2, 0.35), "veil": (0.0, 0.25)},
+        "medium": {"density": (7.0, 15.0), "opacity": (0.3, 0.5), "veil": (0.15, 0.6)},
+        "heavy": {"density": (15.0, 30.0), "opacity": (0.4, 0.65), "veil": (0.5, 1.2)},
     }
 
 
@@ -96,7 +96,7 @@ class Rain(RealWorldType):
         length = s * (lo + (hi - lo) * near) * params["length_scale"] * rng.uniform(0.8, 1.2, n)
         ang = np.deg2rad(params["angle"] + rng.normal(scale=params["angle_jitter"], size=n))
         op = params["opacity"] * (0.35 + 0.65 * near) * np.exp(-params["attenuation"] * z) * rng.uniform(0.8, 1.0, n)
-        thick = np.where(rng.random(n) < params["thick_probability"] * (0.5 + near), 2, 1)
+        thick = np.where((near > 0.7) & (rng.random(n) < params["thick_probability"]), 2, 1)
         thick = np.maximum(1, np.rint(thick * unit)).astype(int)
         dx, dy = np.cos(ang) * length / 2, np.sin(ang) * length / 2
         f = float(1 << SHIFT)
@@ -125,7 +125,8 @@ class Rain(RealWorldType):
                         cv2.circle(canvas, c, round(max(0.6, 0.8 * unit) * f),
                                    int(255 * params["opacity"]), -1, cv2.LINE_AA, SHIFT)
             layer = canvas.astype(np.float32) / 255.0
-            layer = gaussian(layer, (1.0 - b) * 1.2 * unit)  # far drops are out of focus
+            # soft edges for all (drops are transparent lenses, not paint); far drops out of focus
+            layer = gaussian(layer, (0.35 + (1.0 - b) * 1.2) * unit)
             layers.append(layer)
         r = 1.0 - np.prod([1.0 - lyr for lyr in layers], axis=0)
         return np.clip(r, 0.0, 1.0).astype(np.float32)

@@ -28,6 +28,7 @@ from pairforge.degradations.realworld.common import (
     check_image,
     fit_to,
     gaussian,
+    image_to_linear,
     linear_to_srgb,
     srgb_to_linear,
     to_float,
@@ -173,7 +174,7 @@ class Reflection(RealWorldType):
 
     def apply(self, image, params, aux=None):
         check_image(image)
-        t = srgb_to_linear(to_float(image))
+        t = image_to_linear(image)
         r = self.layer(image, params, aux)
         alpha = self.alpha_map(image.shape[:2], params)
         return to_uint8(linear_to_srgb((1.0 - alpha) * t + alpha * r))
