@@ -69,6 +69,9 @@ class FakeLLM:
         self.always: tuple[int, dict] | None = None  # answer every request with this (permanent failure)
         self.free_text = 0  # answer the next N requests with prose instead of JSON (vLLM ignoring schema)
         self.delays: list[float] = []  # seconds to stall before answering the next requests (timeouts)
+        self.stall = 0.0  # seconds every request takes (to observe concurrency)
+        self.inflight = 0
+        self.max_inflight = 0
         self.server = None
         self.url = ""
 
@@ -115,11 +118,15 @@ def _handler(fake: FakeLLM):
             else:
                 user = [m for m in body["messages"] if m["role"] == "user"][0]["content"]
             with fake.lock:
-                delay = fake.delays.pop(0) if fake.delays else 0.0
+                delay = fake.delays.pop(0) if fake.delays else fake.stall
+                fake.inflight += 1
+                fake.max_inflight = max(fake.max_inflight, fake.inflight)
             if delay:
                 import time
 
                 time.sleep(delay)
+            with fake.lock:
+                fake.inflight -= 1
             action = fake.next_action()
             if action is not None and action[1] != "FREE":
                 status, err = action

@@ -179,3 +179,12 @@ def test_bank_extension_keeps_existing_prompts(fake_llm, keys, tmp_path):
     assert big.prompts[:7] == small.prompts and len(big) == 20
     direct, _ = build_bank(cfg, 20, seed=5, storage=store)
     assert direct.prompts == big.prompts
+
+
+def test_concurrency_limit_is_respected(fake_llm, keys):
+    fake_llm.stall = 0.2
+    cfg = llm_cfg(fake_llm, "openai", llm={"concurrency": 3}, per_request=2)
+    bank, _ = build_bank(cfg, 20, seed=0)  # 12 requests in the first wave
+    assert len(bank) == 20
+    assert len(fake_llm.requests) >= 10
+    assert 2 <= fake_llm.max_inflight <= 3
