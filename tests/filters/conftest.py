@@ -125,10 +125,18 @@ def tiny_qwen2vl(tmp_path_factory) -> str:
     built in code and saved with save_pretrained, so the judge loads it through the real from_pretrained."""
     import torch
     from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLProcessor,
+    )
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
+        Qwen2VLImageProcessor,
+    )
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import (
+        Qwen2VLVideoProcessor,
+    )
 
     vocab = {"<|endoftext|>": 0}
     for ch in sorted(ByteLevel.alphabet()):
@@ -141,23 +149,23 @@ def tiny_qwen2vl(tmp_path_factory) -> str:
     video_proc = Qwen2VLVideoProcessor(patch_size=14, temporal_patch_size=2, merge_size=2)
     proc = Qwen2VLProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc, chat_template=CHAT_TEMPLATE)
     cfg = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
-            bos_token_id=0,
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=0,
-        ),
-        vision_config=dict(
-            depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
-            temporal_patch_size=2, in_channels=3,
-        ),
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 1024,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+            "bos_token_id": 0,
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": 0,
+        },
+        vision_config={
+            "depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2,
+            "temporal_patch_size": 2, "in_channels": 3,
+        },
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],

@@ -7,16 +7,20 @@ import cv2
 import numpy as np
 import pytest
 import typer
+from conftest import photo
 from typer.testing import CliRunner
 
 from pairforge.batch import new_batch
-from pairforge.filters.classifier import FEATURES, QualityClassifier, image_features, train_classifier
+from pairforge.filters.classifier import (
+    FEATURES,
+    QualityClassifier,
+    image_features,
+    train_classifier,
+)
 from pairforge.filters.classifier_cli import train_classifier_command
 from pairforge.filters.config import ClassifierFilterConfig
 from pairforge.stage import RunContext
 from pairforge.stages.filters import ClassifierStage
-
-from conftest import photo
 
 NAMES = ["astronaut", "coffee", "rocket", "chelsea", "camera", "brick", "grass", "gravel", "immunohistochemistry"]
 
@@ -53,7 +57,7 @@ def write(folder, imgs):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("clf")
-    write(d / "pos", [crop(i) for i in range(0, 48)])
+    write(d / "pos", [crop(i) for i in range(48)])
     write(d / "neg", [negative(crop(i), i) for i in range(1000, 1048)])
     report = train_classifier(d / "pos", d / "neg", d / "model.json", val_fraction=0.25, seed=0)
     return d, report

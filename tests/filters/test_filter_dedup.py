@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import photo
 
 from pairforge.batch import new_batch
 from pairforge.filters.config import DedupFilterConfig
@@ -13,11 +14,9 @@ from pairforge.filters.phash import HashIndex, hamming, hash_image, image_hashes
 from pairforge.stage import RunContext
 from pairforge.stages.filters import DedupStage
 
-from conftest import photo
-
 
 def jpeg(img, q=60):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    _ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 

@@ -1,13 +1,12 @@
 """Privacy filter: OpenCV's LBP frontal-face cascade on the astronaut photo; reject, blur, record."""
 import numpy as np
+from conftest import photo
 
 from pairforge.batch import new_batch
 from pairforge.filters.config import PrivacyFilterConfig
 from pairforge.filters.faces import FaceBox, FaceDetector, _iou, blur_faces
 from pairforge.stage import RunContext
 from pairforge.stages.filters import PrivacyStage
-
-from conftest import photo
 
 # Eileen Collins' face in skimage's astronaut (512 x 512): rows ~60-170, columns ~170-270
 TRUE_FACE = FaceBox(60, 170, 110, 100)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import photo
 
 from pairforge.batch import new_batch
 from pairforge.config import ConfigError, parse_config
@@ -15,8 +16,6 @@ from pairforge.filters.config import IQAFilterConfig
 from pairforge.filters.iqa import IQAScorer, percentile_threshold
 from pairforge.stage import RunContext
 from pairforge.stages.filters import IQAStage
-
-from conftest import photo
 
 NAMES = ["astronaut", "coffee", "rocket", "chelsea", "camera", "brick", "grass", "gravel"]
 

@@ -6,6 +6,7 @@ the failure policy (never a pass). That a well-formed answer is parsed is shown 
 real logits processor inside the real ``generate`` makes the model emit a given JSON token sequence."""
 import pytest
 import torch
+from conftest import photo
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from pairforge.batch import new_batch
@@ -14,8 +15,6 @@ from pairforge.filters.judge import Judge
 from pairforge.filters.judge.local_vlm import LocalVLMBackend
 from pairforge.stage import RunContext
 from pairforge.stages.filters import JudgeStage
-
-from conftest import photo
 
 
 class ForceText(LogitsProcessor):

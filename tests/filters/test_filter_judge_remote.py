@@ -6,6 +6,7 @@ import logging
 import pickle
 
 import pytest
+from conftest import gemini_reply, openai_reply, photo
 
 from pairforge.batch import new_batch
 from pairforge.filters.config import JudgeFilterConfig
@@ -13,8 +14,6 @@ from pairforge.filters.judge import summarize_usage
 from pairforge.io.storage import LocalStorage
 from pairforge.stage import RunContext
 from pairforge.stages.filters import JudgeStage
-
-from conftest import gemini_reply, openai_reply, photo
 
 KEY = "sk-test-DO-NOT-LEAK-9f8e7d6c"
 PASS = '{"passed": true, "reasons": [], "scores": [{"name": "quality", "value": 8}]}'
@@ -39,7 +38,7 @@ def oai_error(code, message="test error"):
 def config(backend: str, url: str, **over):
     b = {"type": "gemini", "base_url": url, "model": "gemini-test"} if backend == "gemini" else {
         "type": "openai", "base_url": url + "/v1", "model": "test-vlm"}
-    data = dict(backend=b, backoff_initial_s=0.01, backoff_max_s=0.02, max_attempts=3, timeout_s=2.0, max_concurrency=1)
+    data = {"backend": b, "backoff_initial_s": 0.01, "backoff_max_s": 0.02, "max_attempts": 3, "timeout_s": 2.0, "max_concurrency": 1}
     data.update(over)
     return JudgeFilterConfig(**data)
 
@@ -179,3 +178,26 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY")
     with pytest.raises(RuntimeError, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
         run_stage(config("gemini", "http://127.0.0.1:9"))
+
+
+def test_privacy_filter_asks_the_mllm_privacy_question_after_face_detection(scripted_server, tmp_path):
+    from pairforge.filters.config import PrivacyFilterConfig
+    from pairforge.stages.filters import PrivacyStage
+
+    verdict = '{"passed": false, "reasons": ["a readable license plate"], "categories": ["privacy"]}'
+    srv = scripted_server([(200, openai_reply(verdict), 0)])
+    cfg = PrivacyFilterConfig(
+        judge={"backend": {"type": "openai", "base_url": srv.url + "/v1", "model": "test-vlm"}, "max_concurrency": 1},
+    )
+    b = new_batch([0, 1])
+    b["hq"] = [photo("astronaut", None), photo("rocket", 128)]
+    out = PrivacyStage(cfg, RunContext(run_url=str(tmp_path / "run")))(b)
+    assert out["reject"][0]["rule"] == "faces"  # the detector answered; the MLLM is not asked about it
+    assert len(srv.requests) == 1
+    prompt = json.loads(srv.requests[0]["body"])["messages"][0]["content"][1]["text"]
+    assert "privacy" in prompt and "anomalies" not in prompt
+    r = out["reject"][1]
+    assert (r["stage"], r["rule"]) == ("privacy", "privacy") and "license plate" in r["reason"]
+    rec = out["meta"][1]["filters"]["privacy"]
+    assert rec["faces"] == 0 and rec["judge"]["passed"] is False and rec["judge"]["usage"]["requests"] == 1
+    assert summarize_usage(LocalStorage(tmp_path / "run"), "privacy")["requests"] == 1

@@ -7,12 +7,11 @@ import tarfile
 import cv2
 import numpy as np
 import pytest
+from conftest import photo
 
 from pairforge.config import parse_config
 from pairforge.filters.dedup import build_run_index
 from pairforge.pipeline.runner import run_pipeline
-
-from conftest import photo
 
 
 def write_png(path, img):

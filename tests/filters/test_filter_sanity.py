@@ -1,14 +1,13 @@
 """Sanity checks: every rule fires on the image it is meant for, and a real photo passes all of them."""
 import numpy as np
 import pytest
+from conftest import photo
 
 from pairforge.batch import new_batch
 from pairforge.filters.config import SanityFilterConfig
 from pairforge.filters.sanity import check_image
 from pairforge.stage import RunContext
 from pairforge.stages.filters import SanityStage
-
-from conftest import photo
 
 CFG = SanityFilterConfig(min_size=32, max_pixels=300 * 300, max_aspect=3.0, max_channel_clipped=0.3)
 

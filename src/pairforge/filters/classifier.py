@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -150,7 +150,7 @@ class QualityClassifier:
         tmp.replace(p)
 
     @classmethod
-    def load(cls, path: str | Path) -> "QualityClassifier":
+    def load(cls, path: str | Path) -> QualityClassifier:
         try:
             doc = json.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -236,7 +236,7 @@ def train_classifier(
     val = np.zeros(len(y), bool)
     if val_fraction > 0:
         for cls_rows in (np.flatnonzero(y > 0.5), np.flatnonzero(y < 0.5)):
-            k = int(round(len(cls_rows) * val_fraction))
+            k = round(len(cls_rows) * val_fraction)
             if 0 < k < len(cls_rows):
                 val[rng.choice(cls_rows, size=k, replace=False)] = True
     mean, std, w, b = fit_logistic(X[~val], y[~val], l2=l2)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ def train_classifier_command(
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="fraction of each class held out")] = 0.2,
     l2: Annotated[float, typer.Option(min=0.0, help="L2 regularisation strength")] = 1e-2,
     seed: Annotated[int, typer.Option(help="seed of the validation split")] = 0,
-    max_images: Annotated[Optional[int], typer.Option(min=1, help="cap per class")] = None,
+    max_images: Annotated[int | None, typer.Option(min=1, help="cap per class")] = None,
 ) -> None:
     """Train the binary quality classifier used by filters of kind `classifier` (GenIR-style)."""
     from rich.console import Console

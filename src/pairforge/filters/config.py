@@ -6,7 +6,7 @@ to the kind; give two filters of one kind different names.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -56,7 +56,7 @@ class IQAMetricRule(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict, description="extra kwargs for pyiqa.create_metric")
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "IQAMetricRule":
+    def _one_rule(self) -> IQAMetricRule:
         if self.threshold is not None and self.keep_top is not None:
             raise ValueError(f"metric {self.name!r}: give threshold or keep_top, not both")
         return self
@@ -106,7 +106,7 @@ class IQAFilterConfig(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _has_metrics(self) -> "IQAFilterConfig":
+    def _has_metrics(self) -> IQAFilterConfig:
         if not self.metrics:
             raise ValueError("iqa filter needs `metrics` (or a `preset`)")
         names = [m.name for m in self.metrics]
@@ -162,7 +162,7 @@ class LocalVLMBackendConfig(StrictModel):
 
 
 JudgeBackendConfig = Annotated[
-    Union[GeminiBackendConfig, OpenAIBackendConfig, LocalVLMBackendConfig], Field(discriminator="type")
+    GeminiBackendConfig | OpenAIBackendConfig | LocalVLMBackendConfig, Field(discriminator="type")
 ]
 
 

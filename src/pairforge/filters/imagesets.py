@@ -10,9 +10,9 @@ import json
 import os
 import posixpath
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

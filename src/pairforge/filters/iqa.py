@@ -104,7 +104,7 @@ class IQAScorer:
         for i, t in enumerate(tensors):
             groups.setdefault(tuple(t.shape), []).append(i)
         with torch.inference_mode():
-            for _shape, idx in groups.items():
+            for idx in groups.values():
                 for c in range(0, len(idx), self.batch_size):
                     chunk = idx[c : c + self.batch_size]
                     x = torch.stack([tensors[i] for i in chunk]).to(self.device)

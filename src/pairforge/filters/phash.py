@@ -8,7 +8,7 @@ catch flipped copies also hash the mirror image (:func:`image_hashes`).
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -87,7 +87,7 @@ class HashIndex:
         self._list.append(int(h))
         self._array = None
 
-    def extend(self, other: "HashIndex") -> None:
+    def extend(self, other: HashIndex) -> None:
         if other.kind != self.kind:
             raise ValueError(f"cannot merge a {other.kind} index into a {self.kind} index")
         for k, h in zip(other.keys, other._list):
@@ -128,7 +128,7 @@ class HashIndex:
         return json.dumps(doc).encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str, origin: str = "hash index") -> "HashIndex":
+    def from_json(cls, data: bytes | str, origin: str = "hash index") -> HashIndex:
         doc = json.loads(data)
         if doc.get("format") != INDEX_FORMAT or doc.get("version") != INDEX_VERSION:
             raise ValueError(f"{origin}: not a {INDEX_FORMAT} v{INDEX_VERSION} file")

@@ -23,7 +23,14 @@ from pairforge.filters.config import (
     SanityFilterConfig,
 )
 from pairforge.filters.dedup import dedupe, hashes_record, load_reference
-from pairforge.filters.iqa import IQAScorer, ThresholdStore, calibrate, check_thresholds, passes, resolve_device
+from pairforge.filters.iqa import (
+    IQAScorer,
+    ThresholdStore,
+    calibrate,
+    check_thresholds,
+    passes,
+    resolve_device,
+)
 from pairforge.filters.phash import HashIndex, image_hashes
 from pairforge.filters.sanity import check_image
 from pairforge.stage import RunContext, Stage

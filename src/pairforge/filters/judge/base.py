@@ -16,11 +16,21 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from pairforge.filters.config import JudgeSettings
 from pairforge.filters.judge.usage import Usage, UsageCounter
-from pairforge.filters.judge.verdict import Verdict, VerdictError, build_instructions, parse_verdict
+from pairforge.filters.judge.verdict import (
+    Verdict,
+    VerdictError,
+    build_instructions,
+    parse_verdict,
+)
 
 log = logging.getLogger(__name__)
 

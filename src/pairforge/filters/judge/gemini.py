@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 
 from pairforge.filters.config import GeminiBackendConfig
-from pairforge.filters.judge.base import EncodedImage, JudgeBackend, Reply, _generic_error
+from pairforge.filters.judge.base import (
+    EncodedImage,
+    JudgeBackend,
+    Reply,
+    _generic_error,
+)
 from pairforge.filters.judge.verdict import Verdict
 
 DEFAULT_KEY_ENVS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

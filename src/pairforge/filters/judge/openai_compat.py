@@ -10,7 +10,12 @@ from __future__ import annotations
 import base64
 
 from pairforge.filters.config import OpenAIBackendConfig
-from pairforge.filters.judge.base import EncodedImage, JudgeBackend, Reply, _generic_error
+from pairforge.filters.judge.base import (
+    EncodedImage,
+    JudgeBackend,
+    Reply,
+    _generic_error,
+)
 from pairforge.filters.judge.gemini import api_key_from_env
 from pairforge.filters.judge.verdict import json_schema
 

@@ -20,7 +20,7 @@ class Usage:
     cost_usd: float = 0.0
     seconds: float = 0.0
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         for f in USAGE_FIELDS:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
