@@ -243,6 +243,10 @@ from pairforge.filters.classifier_cli import train_classifier_command  # noqa: E
 
 app.command("train-classifier")(train_classifier_command)
 
+from pairforge.filters.dedup_cli import dedup_index_command  # noqa: E402
+
+app.command("dedup-index")(dedup_index_command)
+
 from pairforge.synthesis.cli import models_app, prompts_cli  # noqa: E402
 
 app.add_typer(models_app, name="models")

@@ -7,10 +7,13 @@ import tarfile
 import cv2
 import numpy as np
 import pytest
+import typer
 from conftest import photo
+from typer.testing import CliRunner
 
 from pairforge.config import parse_config
 from pairforge.filters.dedup import build_run_index
+from pairforge.filters.dedup_cli import dedup_index_command
 from pairforge.pipeline.runner import run_pipeline
 
 
@@ -107,6 +110,11 @@ def test_filters_in_the_pipeline_calibrate_resume_and_deduplicate(folder, tmp_pa
     assert [(d["key"], d["duplicate_of"]) for d in report["duplicates"]] == [("0000000005", "0000000003")]
     assert report["kept"] + len(report["duplicates"]) == len(accepted)
     assert json.loads((out / "dedup" / "duplicates.json").read_text())["duplicates"] == report["duplicates"]
+    app = typer.Typer()
+    app.command("dedup-index")(dedup_index_command)
+    app.command("noop")(lambda: None)
+    res = CliRunner().invoke(app, ["dedup-index", str(out)])
+    assert res.exit_code == 0 and "1 near-duplicate(s)" in res.output, res.output
     assert json.loads((out / "dedup" / "index.json").read_text())["hash"] == "phash"
 
     # a second run over the same photos, de-duplicated against the first run's index (without IQA: its
