@@ -68,8 +68,6 @@ class DiffusionBackend:
         return StableDiffusionXLPipeline
 
     def load(self) -> None:
-        import torch
-
         from pairforge.synthesis.embeddings import load_learned_tokens
 
         path, revision = resolve_model_dir(self.model.id, self.model.revision, self.model.cache_dir)
@@ -117,7 +115,6 @@ class DiffusionBackend:
             "learned_tokens": learned or None,
         }
         log.info("loaded %s pipeline %s (%s) on %s", self.model.family, self.model.id, self.info["dtype"], self.device)
-        torch.set_grad_enabled(False)
 
     def _compile(self, pipe) -> None:
         import torch

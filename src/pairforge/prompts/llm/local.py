@@ -62,15 +62,17 @@ class TransformersClient(LLMClient):
                     raise PermanentLLMError(f"cannot load local LLM {self.config.model!r}: {e}") from None
             text = self._prompt_text(system, user)
             enc = self._tok(text, return_tensors="pt").to(self._device)
-            if seed is not None:
-                torch.manual_seed(int(seed) % (2**63))
             sample = self.config.temperature > 0
             gen_kwargs = {"max_new_tokens": self.config.max_output_tokens, "do_sample": sample}
             if sample:
                 gen_kwargs["temperature"] = self.config.temperature
             if self._tok.pad_token_id is None:
                 gen_kwargs["pad_token_id"] = self._tok.eos_token_id
-            with torch.inference_mode():
+            devices = [torch.device(self._device)] if str(self._device).startswith("cuda") else []
+            # seed this request's sampling without disturbing anyone else's global RNG
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                if seed is not None:
+                    torch.manual_seed(int(seed) % (2**63))
                 out = self._model.generate(**enc, **gen_kwargs)
             reply = self._tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         return parse_reply(reply, schema)
