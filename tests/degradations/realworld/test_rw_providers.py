@@ -143,3 +143,10 @@ def test_classical_segments_and_prior_depth(photos):
     assert np.all(prior_depth(photos[0], "constant") == 0.5)
     v = prior_depth(photos[0], "vertical")
     assert v[0, 0] == 1.0 and v[-1, 0] == 0.0
+
+
+def test_configured_models_are_declared_for_models_pull():
+    assert RealWorldDegradeConfig().hub_models() == []
+    cfg = RealWorldDegradeConfig(depth={"model": "Intel/dpt-large", "revision": "abc"},
+                                 segments={"model": "facebook/sam-vit-base"})
+    assert cfg.hub_models() == [("Intel/dpt-large", "abc"), ("facebook/sam-vit-base", None)]

@@ -96,6 +96,10 @@ class RealWorldDegradeConfig(StrictModel):
             raise ValueError(f"weights must be >= 0 with at least one > 0, got {v}")
         return v
 
+    def hub_models(self) -> list[tuple[str, str | None]]:
+        """(model id or path, revision) of every network this config loads (for `models pull`)."""
+        return [(m.model, m.revision) for m in (self.depth, self.segments) if m.model]
+
     def build(self) -> RealWorldDegrader:
         return RealWorldDegrader(self)
 

@@ -31,6 +31,8 @@ class DepthConfig(StrictModel):
         "disparity", description="what the model predicts: relative inverse depth (DPT/MiDaS/Depth "
         "Anything) or depth (metric models)"
     )
+    revision: str | None = Field(None, description="hub revision of the model")
+    cache_dir: str | None = Field(None, description="HF cache directory the model was pulled into")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     prior: Literal["vertical", "vertical_texture", "constant"] = Field(
         "vertical_texture", description="fallback when no model is set"
@@ -101,6 +103,16 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def pretrained_kwargs(config) -> dict:
+    """``from_pretrained`` arguments: offline always, with the configured revision / cache."""
+    kw: dict = {"local_files_only": True}
+    if getattr(config, "revision", None):
+        kw["revision"] = config.revision
+    if getattr(config, "cache_dir", None):
+        kw["cache_dir"] = config.cache_dir
+    return kw
+
+
 def offline_error(what: str, model: str, err: Exception) -> RuntimeError:
     return RuntimeError(
         f"{what} model {model!r} could not be loaded offline ({type(err).__name__}: {err}). Point the "
@@ -124,8 +136,9 @@ class TransformersDepth(DepthProvider):
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         try:
-            self._processor = AutoImageProcessor.from_pretrained(self.config.model, local_files_only=True)
-            model = AutoModelForDepthEstimation.from_pretrained(self.config.model, local_files_only=True)
+            kw = pretrained_kwargs(self.config)
+            self._processor = AutoImageProcessor.from_pretrained(self.config.model, **kw)
+            model = AutoModelForDepthEstimation.from_pretrained(self.config.model, **kw)
         except (OSError, ValueError) as e:
             raise offline_error("depth", str(self.config.model), e) from None
         self.device = resolve_device(self.config.device)

@@ -18,13 +18,19 @@ import numpy as np
 from pydantic import Field
 
 from pairforge.configbase import StrictModel
-from pairforge.degradations.realworld.depth import offline_error, resolve_device
+from pairforge.degradations.realworld.depth import (
+    offline_error,
+    pretrained_kwargs,
+    resolve_device,
+)
 
 
 class SegmentsConfig(StrictModel):
     model: str | None = Field(
         None, description="local path or hub id of a SAM / SAM-2 checkpoint; None uses over-segmentation"
     )
+    revision: str | None = Field(None, description="hub revision of the model")
+    cache_dir: str | None = Field(None, description="HF cache directory the model was pulled into")
     points_per_side: int = Field(6, ge=1, le=32, description="SAM prompt grid (n x n points)")
     min_iou: float = Field(0.5, ge=0.0, le=1.0, description="drop SAM masks with lower predicted IoU")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -95,13 +101,14 @@ class SamSegments(SegmentProvider):
         from transformers import AutoConfig, AutoProcessor
 
         try:
-            cfg = AutoConfig.from_pretrained(self.config.model, local_files_only=True)
+            kw = pretrained_kwargs(self.config)
+            cfg = AutoConfig.from_pretrained(self.config.model, **kw)
         except (OSError, ValueError) as e:
             raise offline_error("segmentation", str(self.config.model), e) from None
         model_cls = _sam_class(cfg.model_type)
         try:
-            self._processor = AutoProcessor.from_pretrained(self.config.model, local_files_only=True)
-            model = model_cls.from_pretrained(self.config.model, local_files_only=True)
+            self._processor = AutoProcessor.from_pretrained(self.config.model, **kw)
+            model = model_cls.from_pretrained(self.config.model, **kw)
         except (OSError, ValueError) as e:
             raise offline_error("segmentation", str(self.config.model), e) from None
         self.device = resolve_device(self.config.device)
