@@ -78,3 +78,21 @@ def test_pull_fetches_pyiqa_metrics_into_torch_home(tmp_path):
     cfg = parse_config({"filters": [{"kind": "iqa", "metrics": [{"name": "piqe"}]}]})
     recs = models_pull(cfg, str(tmp_path))
     assert recs[0]["status"] == "ok" and recs[0]["path"].endswith("torch") and recs[0]["files"] == []
+
+
+def test_pull_patterns_skip_single_file_checkpoints():
+    from huggingface_hub.utils import filter_repo_objects
+
+    from pairforge.synthesis.models import _allow_patterns
+
+    flux = ["flux1-dev.safetensors", "ae.safetensors", "model_index.json", "tokenizer_2/spiece.model",
+            "transformer/diffusion_pytorch_model-00001-of-00003.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+    allow, ignore = _allow_patterns("diffusers", None)
+    assert list(filter_repo_objects(flux, allow_patterns=allow, ignore_patterns=ignore)) == flux[2:]
+    sdxl = ["sd_xl_base_1.0.safetensors", "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.bin", "unet/config.json"]
+    allow, ignore = _allow_patterns("diffusers", "fp16")
+    assert list(filter_repo_objects(sdxl, allow_patterns=allow, ignore_patterns=ignore)) == sdxl[2:3] + sdxl[4:]
+    llm = ["model-00001-of-00002.safetensors", "pytorch_model.bin", "tokenizer.json", "config.json"]
+    allow, ignore = _allow_patterns("transformers", None)
+    assert list(filter_repo_objects(llm, allow_patterns=allow, ignore_patterns=ignore)) == [llm[0]] + llm[2:]

@@ -19,8 +19,7 @@ log = logging.getLogger("pairforge.synthesis.models")
 
 PULL_HINT = "pairforge models pull CONFIG --cache DIR"
 
-#: the files of a diffusers/transformers repo a pipeline needs (skips single-file checkpoints, ONNX, ...)
-_ALLOW = ["model_index.json", "*.json", "*.txt", "*.model", "*.py", "*.tiktoken", "*.safetensors"]
+#: never fetched: other frameworks' formats and pickled checkpoints
 _IGNORE = ["*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ckpt", "*openvino*", "*.gguf", "*.pt", "*.bin"]
 
 
@@ -136,12 +135,17 @@ def _env(**values: str):
                 os.environ[k] = v
 
 
-def _allow_patterns(variant: str | None) -> tuple[list[str], list[str]]:
-    allow = list(_ALLOW)
-    ignore = list(_IGNORE)
+def _allow_patterns(what: str, variant: str | None) -> tuple[list[str], list[str]]:
+    """Which repo files to fetch. Diffusers weights live in component folders: root-level single-file
+    checkpoints (e.g. flux1-dev.safetensors, 23 GB) are skipped; transformers weights live at the root."""
+    weights = "*/*.safetensors" if what == "diffusers" else "*.safetensors"
+    allow = ["model_index.json", "*.json", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
     if variant:
-        allow = [p for p in allow if p != "*.safetensors"] + [f"*.{variant}.safetensors", f"*.{variant}-*.safetensors"]
-    return allow, ignore
+        allow += [weights.replace(".safetensors", f".{variant}.safetensors"),
+                  weights.replace(".safetensors", f".{variant}-*.safetensors")]
+    else:
+        allow.append(weights)
+    return allow, list(_IGNORE)
 
 
 def pull_iqa_metric(name: str, torch_home: str, options: dict | None = None) -> list[str]:
@@ -187,7 +191,7 @@ def models_pull(config: Any, cache_dir: str, dry_run: bool = False) -> list[dict
         if req.what in ("diffusers", "transformers"):
             from huggingface_hub import snapshot_download
 
-            allow, ignore = _allow_patterns(req.variant)
+            allow, ignore = _allow_patterns(req.what, req.variant)
             path = snapshot_download(req.id, revision=req.revision, cache_dir=str(cache), allow_patterns=allow,
                                      ignore_patterns=ignore)
             rec.update(status="ok", path=path, resolved_revision=Path(path).name)
