@@ -85,6 +85,8 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
     if not quiet:
         console.print(_summary_table(summary))
         console.print(rejection_table(summary.rejected, summary.num_samples, title="Rejections by stage/rule"))
+        for name, rep in summary.reports.items():
+            console.print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in rep.items() if not isinstance(v, (dict, list))), highlight=False)
     return summary
 
 
@@ -251,6 +253,43 @@ from pairforge.synthesis.cli import models_app, prompts_cli  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.command("prompts")(prompts_cli)
+
+
+@app.command()
+def gallery(
+    out: Path = typer.Argument(..., help="folder for one contact sheet per degradation type"),
+    photos: str = typer.Option("astronaut,coffee,chelsea,rocket", "--photos", help="bundled photo names, comma separated"),
+    inputs: Optional[Path] = typer.Option(None, "--input", help="a folder of your own photos instead of bundled ones"),
+    types: Optional[str] = typer.Option(None, "--types", help="comma-separated subset of the nine types"),
+    severities: str = typer.Option("light,medium,heavy", "--severities"),
+    tile: int = typer.Option(192, "--tile", min=32, max=1024, help="pixels per cell"),
+    seed: int = typer.Option(0, "--seed", min=0),
+):
+    """Contact sheets of the nine real-world degradations (rows: photos; columns: clean + severities)."""
+    from pairforge.degradations.realworld.gallery import make_gallery
+    from pairforge.io.images import ImageRejected, decode_image
+    from pairforge.sources.bundled import load_bundled_photo
+    from pairforge.sources.config import BUNDLED_PHOTOS
+
+    images = []
+    if inputs is not None:
+        for p in sorted(inputs.iterdir()):
+            try:
+                images.append(decode_image(p.read_bytes(), str(p))[0])
+            except ImageRejected as e:
+                err.print(f"skipping {p}: {e.reason}")
+    else:
+        for name in photos.split(","):
+            if name not in BUNDLED_PHOTOS:
+                _fail(f"--photos: unknown bundled photo {name!r}; allowed: {', '.join(BUNDLED_PHOTOS)}")
+            images.append(load_bundled_photo(name))
+    if len(images) < 2:
+        _fail("the gallery needs at least two photos (reflection uses another photo as its second layer)")
+    written = make_gallery(
+        images, out, severities=tuple(severities.split(",")), types=types.split(",") if types else None, seed=seed, tile=tile
+    )
+    for p in written:
+        console.print(f"wrote {p}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -50,3 +50,14 @@ def test_unknown_preset_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pairforge.cli", "degrade", str(tmp_path), str(tmp_path / "o"), "--preset", "nope"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown degradation preset 'nope'" in r.stderr and "realesrgan" in r.stderr
+
+
+def test_gallery_command_writes_one_sheet_per_type(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pairforge.cli", "gallery", str(tmp_path / "g"), "--types", "haze,noise",
+                        "--photos", "coffee,chelsea", "--tile", "64"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    for t in ("haze", "noise"):
+        im = Image.open(tmp_path / "g" / f"{t}.png")
+        assert im.size[0] >= 4 * 64 and im.size[1] >= 2 * 64

@@ -30,6 +30,8 @@ class RunSummary:
     accepted_this_run: int
     inputs_this_run: int
     removed: list[str] = field(default_factory=list)
+    #: post-run reports: whole-run dedup (``dedup/<name>``), MLLM judge usage (``judge/<name>``)
+    reports: dict[str, dict] = field(default_factory=dict)
 
     @property
     def pairs_per_second(self) -> float:
@@ -78,6 +80,7 @@ def make_plan(config: PipelineConfig, out: str | None, limit: int | None = None)
         info = {"kind": src.kind, "available": source_len, **info}
     if total <= 0:
         raise PlanError(f"the source yields no samples (source.kind={src.kind!r})")
+    ctx.options["num_samples"] = total
     return Plan(config=config, context=ctx, stages=stages, num_samples=total, source_info=info)
 
 
@@ -131,6 +134,7 @@ def run_pipeline(
         raise RuntimeError(f"shards {missing[:10]} were not committed; rerun the same command to resume")
     index = ledger.write_index(storage, records, shards)
     removed = ledger.cleanup(storage, records, shards)
+    reports = post_run_reports(config, plan, storage)
     return RunSummary(
         out=storage.url,
         num_samples=plan.num_samples,
@@ -143,4 +147,26 @@ def run_pipeline(
         accepted_this_run=counters["accepted"],
         inputs_this_run=counters["inputs"],
         removed=removed,
+        reports=reports,
     )
+
+
+def post_run_reports(config: PipelineConfig, plan: Plan, storage: Storage) -> dict[str, dict]:
+    """After the last shard: exact whole-run dedup (workers only see their own shard, so duplicates
+    across shards are found here and listed in ``dedup/duplicates.json``), and judge usage totals."""
+    from pairforge.filters.config import DedupFilterConfig, JudgeFilterConfig
+
+    reports: dict[str, dict] = {}
+    stage_of = {id(s.config): s for s in plan.stages}
+    for f in config.filters:
+        st = stage_of[id(f)]
+        if isinstance(f, DedupFilterConfig):
+            from pairforge.filters.dedup import build_run_index
+
+            rep = build_run_index(storage.url, kind=f.hash, max_distance=f.max_distance, flip=f.flip_invariant)
+            reports[f"dedup/{st.name}"] = {"samples": rep["samples"], "kept": rep["kept"], "cross_shard_duplicates": len(rep["duplicates"])}
+        elif isinstance(f, JudgeFilterConfig):
+            from pairforge.filters.judge.usage import summarize_usage
+
+            reports[f"judge/{st.name}"] = summarize_usage(storage, st.name)
+    return reports

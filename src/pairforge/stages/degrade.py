@@ -21,6 +21,8 @@ class DegradeStage(Stage):
 
     def _aux(self, batch: Batch, row: int) -> dict:
         aux = {"index": int(batch["index"][row]), "key": batch["key"][row]}
+        if "num_samples" in self.context.options:  # lets partner draws (reflection) span the whole run
+            aux["num_samples"] = int(self.context.options["num_samples"])
         if self.context.load_source_image is not None:
             aux["load_image"] = self.context.load_source_image
         return aux
