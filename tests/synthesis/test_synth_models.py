@@ -96,3 +96,9 @@ def test_pull_patterns_skip_single_file_checkpoints():
     llm = ["model-00001-of-00002.safetensors", "pytorch_model.bin", "tokenizer.json", "config.json"]
     allow, ignore = _allow_patterns("transformers", None)
     assert list(filter_repo_objects(llm, allow_patterns=allow, ignore_patterns=ignore)) == [llm[0]] + llm[2:]
+
+
+def test_pull_plan_includes_degradation_networks():
+    cfg = parse_config({"degrade": {"kind": "realworld", "depth": {"model": "depth-anything/Depth-Anything-V2-Small-hf"}}})
+    reqs = [(r.what, r.id, r.used_by) for r in required_models(cfg)]
+    assert ("transformers", "depth-anything/Depth-Anything-V2-Small-hf", "degrade") in reqs

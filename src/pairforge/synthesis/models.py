@@ -118,6 +118,12 @@ def required_models(config: Any) -> list[ModelRequirement]:
             for mid, rev in hub():
                 if not is_local(mid):
                     reqs.append(ModelRequirement("transformers", mid, rev, used_by=f"filters[{i}]"))
+    degrade = getattr(config, "degrade", None)
+    hub = getattr(degrade, "hub_models", None)
+    if callable(hub):  # e.g. depth / segmentation networks of the real-world degradations
+        for mid, rev in hub():
+            if not is_local(mid):
+                reqs.append(ModelRequirement("transformers", mid, rev, used_by="degrade"))
     return reqs
 
 
