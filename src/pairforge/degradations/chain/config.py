@@ -12,8 +12,8 @@ YAML forms (all equivalent ways to reach a full config; the resolved config list
       set:                                                     # edit ops by name, field by field
         gaussian1: {sigma_range: [1, 20]}
         jpeg2: {quality_range: [60, 95]}
+    degrade: {kind: chain, preset: my_chain.yaml}              # a copied & edited configs/degradations/*.yaml
     degrade: {kind: chain, ops: [...]}                         # a chain written out in full
-                                                               # (e.g. a copy of configs/degradations/*.yaml)
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.chain.ops import Op, OpBase, walk
-from pairforge.degradations.chain.presets import preset_dict, preset_names
+from pairforge.degradations.chain.presets import load_preset, preset_names
 
 
 class CropConfig(StrictModel):
@@ -71,7 +71,9 @@ class ChainDegradeConfig(StrictModel):
     """A Real-ESRGAN-style degradation chain (high-order, shuffled, or web-style, by its ops)."""
 
     kind: Literal["chain"] = "chain"
-    preset: str | None = Field(None, description=f"start from a named preset: {', '.join(preset_names())}")
+    preset: str | None = Field(
+        None, description=f"start from a named preset ({', '.join(preset_names())}) or a chain YAML file (path ending .yaml)"
+    )
     notes: str | None = Field(None, description="free text (presets say where their numbers come from)")
     scale: int = Field(4, ge=1, le=16, description="HQ/LQ size ratio; LQ native size is (H // scale, W // scale)")
     lq_size: Literal["native", "hq"] = Field("native", description="hq: resize the final LQ back to the HQ size")
@@ -98,7 +100,7 @@ class ChainDegradeConfig(StrictModel):
         data = dict(data)
         edits = data.pop("set", None)
         if data.get("preset") is not None:
-            base = preset_dict(str(data["preset"]))
+            base = load_preset(str(data["preset"]))
             data = _deep_merge(base, data)
         if edits:
             if not isinstance(edits, dict):

@@ -64,12 +64,14 @@ class ChainDegrader(Degrader):
         ctx = SampleContext(rng=rng, hq_size=hq_size, scale=c.scale, shared=shared, batch_shared=c.batch_shared)
         crop = None
         if c.crop is not None:
+            # the crop position has its own stream, so cropping never changes the degradation draws
+            crop_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0xC409])))
             h, w = hq_size
             lh, lw = h // c.scale, w // c.scale
             lp = c.crop.size // c.scale
             if lh >= lp and lw >= lp:
-                top = ctx.pick("crop.top", lambda: int(rng.integers(0, lh - lp + 1)))
-                left = ctx.pick("crop.left", lambda: int(rng.integers(0, lw - lp + 1)))
+                top = ctx.pick("crop.top", lambda: int(crop_rng.integers(0, lh - lp + 1)))
+                left = ctx.pick("crop.left", lambda: int(crop_rng.integers(0, lw - lp + 1)))
                 top, left = min(top, lh - lp), min(left, lw - lp)  # a shared position may not fit a smaller image
                 crop = {"size": c.crop.size, "when": c.crop.when, "top": top * c.scale, "left": left * c.scale}
             else:
@@ -181,7 +183,7 @@ class ChainDegrader(Degrader):
         c = self.config
         lq = torch.clamp(torch.round(x * 255.0), 0, 255)  # Real-ESRGAN's final round & clamp
         h, w = hq.shape[:2]
-        expected = (h // c.scale, w // c.scale) if h >= c.scale and w >= c.scale else (h, w)
+        expected = (max(1, h // c.scale), max(1, w // c.scale))
         if tuple(lq.shape[-2:]) != expected:
             raise RuntimeError(f"chain ended at size {tuple(lq.shape[-2:])}, expected {expected}: does it end with resize_to lq?")
         final = {"quantize": "round_clamp_8bit", "lq_size": c.lq_size}

@@ -9,6 +9,8 @@ deviations from the originals are listed in each preset's ``notes``.
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 SIZES = list(range(7, 22, 2))
 ALL_KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
@@ -251,3 +253,51 @@ def preset_dict(name: str) -> dict:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
     return copy.deepcopy(PRESETS[name])
+
+
+def preset_yaml(name: str) -> str:
+    """A preset as an editable YAML document (what configs/degradations/<name>.yaml holds)."""
+    import yaml
+
+    body = {"kind": "chain", **preset_dict(name)}
+    head = (
+        f"# pairforge degradation chain: preset '{name}' written out in full. Copy and edit, then use it as\n"
+        f"#   degrade: {{kind: chain, preset: path/to/this.yaml}}   (optionally with set: / top-level overrides)\n"
+        f"# or paste these keys under degrade: in a run config. Generated from pairforge.degradations.chain.presets;\n"
+        f"# angles may be written as pi, pi/3, -pi, 2*pi/3.\n"
+    )
+    class _NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data):  # write shared lists out in full: the file is for people
+            return True
+
+    return head + yaml.dump(body, Dumper=_NoAliases, sort_keys=False, default_flow_style=None, width=110)
+
+
+def load_preset(ref: str) -> dict:
+    """A preset by name, or a YAML file holding a chain (a copied and edited preset)."""
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        import yaml
+
+        p = Path(ref)
+        if not p.exists():
+            raise ValueError(f"preset file not found: {ref}")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{ref}: a chain preset file must hold a mapping")
+        data.pop("preset", None)
+        return data
+    return preset_dict(ref)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m pairforge.degradations.chain.presets OUT_DIR: write every preset as OUT_DIR/<name>.yaml."""
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else "configs/degradations")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in preset_names():
+        (out / f"{name}.yaml").write_text(preset_yaml(name))
+        print(out / f"{name}.yaml")
+
+
+if __name__ == "__main__":
+    main()
