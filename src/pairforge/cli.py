@@ -254,6 +254,11 @@ from pairforge.synthesis.cli import models_app, prompts_cli  # noqa: E402
 app.add_typer(models_app, name="models")
 app.command("prompts")(prompts_cli)
 
+from pairforge.train.cli import restore_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("restore")(restore_command)
+
 
 @app.command()
 def gallery(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-
+import torch
 from train_shardkit import write_dataset
 
 
@@ -29,3 +29,15 @@ def small_sr(tmp_path_factory):
     """Tiny x2 pairs (32 px) for data-path tests that draw many samples."""
     root = tmp_path_factory.mktemp("small")
     return write_dataset(root / "ds", 48, size=32, scale=2, noise=3, seed=3, per_shard=12)
+
+
+@pytest.fixture(scope="session")
+def vgg_file(tmp_path_factory):
+    """A VGG19 state dict saved the way torchvision's file is keyed (features.N.*), shallow layers only."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    feats = make_layers(cfgs["E"])[:9]  # up to relu2_2
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-local.pth"
+    torch.save({f"features.{k}": v for k, v in feats.state_dict().items()}, path)
+    return path, feats

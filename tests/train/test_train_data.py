@@ -6,18 +6,17 @@ import collections
 import itertools
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from train_shardkit import png, write_dataset
 
 from pairforge.train.config import DataConfig, ValConfig
 from pairforge.train.data import PairStream, StreamPositions, load_val_pairs
 from pairforge.train.mixing import MixSchedule
 from pairforge.train.pairs import augment_pair, decode_pair, paired_random_crop
 from pairforge.train.shardlist import resolve_shards
-from train_shardkit import png, write_dataset
 
 
 def data_cfg(datasets, **kw) -> DataConfig:

@@ -1,6 +1,7 @@
 """Write small pairforge-format shards for the trainer's tests (HQ crops of scikit-image photos)."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -85,3 +86,28 @@ def write_dataset(out: Path, n: int, *, size: int = 64, scale: int = 2, noise: f
     if write_index:
         (out / "index.json").write_text(json.dumps(index))
     return out
+
+
+NAF_TINY = {"kind": "nafnet", "width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
+RRDB_TINY_X2 = {"kind": "rrdbnet", "scale": 2, "num_feat": 16, "num_block": 1, "num_grow_ch": 8, "residual": "bicubic"}
+
+
+def make_config(out: Path, train_url, model=NAF_TINY, val_url=None, **sections) -> dict:
+    cfg = {
+        "model": dict(model),
+        "data": {"datasets": [{"name": "pairs", "url": str(train_url)}], "patch_size": 48, "batch_size": 8,
+                 "num_workers": 0, "shuffle_buffer": 64, "shuffle_initial": 16},
+        "optim": {"lr": 2e-3, "warmup_steps": 10},
+        "train": {"max_steps": 150, "log_every": 5, "ckpt_every": 1000, "ema": {"decay": 0.9}},
+        "output": {"dir": str(out), "tensorboard": "off"},
+    }
+    if val_url is not None:
+        cfg["val"] = {"url": str(val_url), "every": 1000, "max_samples": 8}
+    for k, v in sections.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pairforge.train.config import TrainConfig, load_train_config
 
-__all__ = ["TrainConfig", "load_train_config", "run_training", "restore_paths"]
+__all__ = ["TrainConfig", "load_train_config", "restore_paths", "run_training"]
 
 
 def __getattr__(name: str):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,10 +16,10 @@ def _logging() -> None:
 
 def train_command(
     config: Annotated[Path, typer.Argument(help="training config YAML, e.g. configs/train-quickstart.yaml")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override: dotted.key=value (repeatable)")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output directory (overrides output.dir)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="override: dotted.key=value (repeatable)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (overrides output.dir)")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in the output directory")] = True,
-    stop_at: Annotated[Optional[int], typer.Option("--stop-at", help="stop (with a checkpoint) after this step; rerun to continue")] = None,
+    stop_at: Annotated[int | None, typer.Option("--stop-at", help="stop (with a checkpoint) after this step; rerun to continue")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="launch on Ray Train with the config's ray section")] = False,
 ) -> None:
     """Train a restorer (NAFNet / RRDBNet) on pairforge shards. Run under torchrun for multi-GPU DDP."""
@@ -80,7 +80,7 @@ def restore_command(
     tile_pad: Annotated[int, typer.Option(help="context pixels around each tile")] = 32,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="use the EMA weights when the checkpoint has them")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    pre_upscale: Annotated[Optional[int], typer.Option(help="bicubic-upscale inputs first (scale-1 models trained with data.lq_upsample)")] = None,
+    pre_upscale: Annotated[int | None, typer.Option(help="bicubic-upscale inputs first (scale-1 models trained with data.lq_upsample)")] = None,
 ) -> None:
     """Restore images with a trained checkpoint (PNG outputs; large images are tiled)."""
     from pairforge.train.restore import restore_paths

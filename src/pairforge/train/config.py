@@ -6,7 +6,7 @@ messages). Every option the bundled trainer has is declared here, with its defau
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -152,7 +152,7 @@ class RRDBNetConfig(StrictModel):
                                                  "bicubic upsampled input (not in the paper; converges faster)")
 
 
-ModelConfig = Annotated[Union[NAFNetConfig, RRDBNetConfig], Field(discriminator="kind")]
+ModelConfig = Annotated[NAFNetConfig | RRDBNetConfig, Field(discriminator="kind")]
 
 
 # -------------------------------------------------------------------------------------------- losses

@@ -15,17 +15,27 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pairforge.train.config import DataConfig, TrainConfig, ValConfig
 from pairforge.train.mixing import MixSchedule
-from pairforge.train.pairs import (BadSample, augment_pair, centre_crop_pair, check_scale, decode_pair,
-                                   degradation_type, paired_random_crop, sample_meta, upsample_to)
+from pairforge.train.pairs import (
+    BadSample,
+    augment_pair,
+    centre_crop_pair,
+    check_scale,
+    decode_pair,
+    degradation_type,
+    paired_random_crop,
+    sample_meta,
+    upsample_to,
+)
 from pairforge.train.shardlist import resolve_shards
 from pairforge.train.streams import Cursor, ErrorCounter, balanced, raw_samples, stream_shards
 
@@ -66,7 +76,7 @@ class StreamPositions:
                 "streams": {str(k): list(v) for k, v in self.streams.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "StreamPositions | None":
+    def from_dict(cls, d: dict | None) -> StreamPositions | None:
         if not d:
             return None
         return cls(list(d["datasets"]), int(d["n_streams"]), int(d["seed"]),
@@ -122,6 +132,8 @@ class PairStream(IterableDataset):
     # -- stream identity ---------------------------------------------------------------------------
     def _layout(self) -> tuple[int, int, int]:
         info = get_worker_info()
+        if info is not None:
+            cv2.setNumThreads(1)  # parallelism comes from the worker processes; avoid N x cores threads
         nw = info.num_workers if info is not None else 1
         w = info.id if info is not None else 0
         if nw != self.workers:

@@ -24,7 +24,8 @@ def _worker_loop(loop_config: dict) -> None:
 
 
 def train_with_ray(config: TrainConfig, *, stop_at: int | None = None, resume: bool = True) -> dict:
-    """Train with ``config.ray.num_workers`` Ray Train workers; returns the last reported metrics."""
+    """Train with ``config.ray.num_workers`` Ray Train workers; returns the last logged metrics row
+    (Ray Train v2 keeps ``Result.metrics`` only for reports that carry a checkpoint)."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -43,4 +44,8 @@ def train_with_ray(config: TrainConfig, *, stop_at: int | None = None, resume: b
                              failure_config=FailureConfig(max_failures=rc.max_failures)),
     )
     result = trainer.fit()
-    return dict(result.metrics or {})
+    from pairforge.train.metrics import CSVLog
+
+    rows = CSVLog(out / "metrics.csv").read()
+    last = {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
+    return {**last, **(result.metrics or {})}

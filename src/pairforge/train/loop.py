@@ -10,21 +10,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from pairforge.train.checkpoint import (clean_temporaries, find_latest, load_checkpoint, rng_state,
-                                        save_checkpoint, set_rng_state)
+from pairforge.train.checkpoint import (
+    clean_temporaries,
+    find_latest,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from pairforge.train.config import TrainConfig
 from pairforge.train.data import PairStream, StreamPositions, load_val_pairs, make_train_loader
-from pairforge.train.distributed import (DistContext, barrier, gather_objects, mean_across,
-                                         setup_distributed, teardown)
+from pairforge.train.distributed import DistContext, barrier, gather_objects, mean_across, setup_distributed, teardown
 from pairforge.train.ema import EMA
 from pairforge.train.losses import PerceptualLoss, PixelLoss, build_lpips, gan_loss, lpips_missing
 from pairforge.train.metrics import CSVLog, tensorboard_writer

@@ -26,7 +26,7 @@ class MixSchedule:
             self.probs.append(w / w.sum())
 
     @classmethod
-    def from_config(cls, data: DataConfig) -> "MixSchedule":
+    def from_config(cls, data: DataConfig) -> MixSchedule:
         names = [d.name for d in data.datasets]
         if data.stages:
             return cls(names, [(s.until_step, s.weights) for s in data.stages])

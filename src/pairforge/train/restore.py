@@ -55,7 +55,8 @@ def load_restorer(checkpoint: Path, use_ema: bool = True, device: str = "auto") 
 @torch.no_grad()
 def restore_array(r: Restorer, img: np.ndarray, tile: int | None = 512, tile_pad: int = 32) -> np.ndarray:
     """Restore one uint8 RGB image; tiles of ``tile`` input pixels (None: the whole image at once)."""
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div(255).to(r.device)
+    img = np.ascontiguousarray(img) if img.flags.writeable else img.copy()
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(r.device)
     h, w = img.shape[:2]
     s = r.scale
     if tile is None or (h <= tile and w <= tile):

@@ -65,8 +65,7 @@ def resolve_shards(url: str | list[str], select: str | None = None) -> list[str]
         urls = [u for item in url for u in braceexpand.braceexpand(str(item))]
     else:
         url = str(url)
-        if url.startswith("file://"):
-            url = url[len("file://"):]
+        url = url.removeprefix("file://")
         if url.endswith(".json"):
             base, name = _split_dir(url)
             storage = open_storage(base)

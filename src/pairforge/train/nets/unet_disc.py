@@ -39,7 +39,7 @@ class UNetDiscriminatorSN(nn.Module):
         x1 = a(self.down1(x0))
         x2 = a(self.down2(x1))
         x3 = a(self.down3(x2))
-        up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)  # noqa: E731
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
         x4 = a(self.up1(up(x3))) + x2
         x5 = a(self.up2(up(x4))) + x1
         x6 = a(self.up3(up(x5))) + x0
