@@ -116,8 +116,10 @@ def filter_hwc(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def to_hwc(x: torch.Tensor) -> np.ndarray:
-    """A (C, H, W) CPU tensor as an H x W x C numpy array (no copy for channels-last storage)."""
-    return x.permute(1, 2, 0).contiguous().numpy()
+    """A (C, H, W) CPU tensor as an H x W x C numpy array (no copy for channels-last storage; any copy is
+    numpy's, single-threaded: torch's parallel copies are slow on a loaded machine)."""
+    a = x.detach().permute(1, 2, 0).numpy()
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def from_hwc(a: np.ndarray) -> torch.Tensor:
@@ -157,7 +159,7 @@ def filter2d(x: torch.Tensor, kernels: list[np.ndarray] | np.ndarray) -> torch.T
     if len(kernels) != x.shape[0]:
         raise ValueError(f"{len(kernels)} kernels for a batch of {x.shape[0]}")
     if x.device.type == "cpu":
-        outs = [from_hwc(filter_hwc(to_hwc(x[i].float()), kernels[i])) for i in range(x.shape[0])]
+        outs = [from_hwc(filter_hwc(to_hwc(x[i]), kernels[i])) for i in range(x.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
     size = max(trim_kernel(np.asarray(k, dtype=np.float64)).shape[0] for k in kernels)
     stack = np.stack([_pad_to(trim_kernel(np.asarray(k, dtype=np.float64)), size) for k in kernels])
@@ -219,7 +221,7 @@ def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshol
     ``soft = blur(|x - blur(x)|*255 > threshold)``. The Gaussian is separable, so it runs as two 1D passes."""
     g = usm_gaussian_1d(radius)
     if x.device.type == "cpu":
-        outs = [from_hwc(usm_hwc(to_hwc(x[i].float()), g.astype(np.float32), weight, threshold)) for i in range(x.shape[0])]
+        outs = [from_hwc(usm_hwc(to_hwc(x[i]), g.astype(np.float32), weight, threshold)) for i in range(x.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
     gt = torch.from_numpy(g).to(device=x.device, dtype=x.dtype)
     blur = _sep_blur_torch(x, gt)

@@ -66,7 +66,7 @@ _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 def jpeg_hwc(a: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip of one H x W x 3 float32 RGB image in [0, 1]: round to 8 bit (half to even, like
     torch.round), encode, decode, back to float32."""
-    u8 = cv2.convertScaleAbs(a, alpha=255.0)  # |x*255| rounded & saturated; x is already clamped >= 0
+    u8 = cv2.convertScaleAbs(np.maximum(a, 0), alpha=255.0)  # clamp(round(x*255), 0, 255), half to even
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -77,7 +77,7 @@ def jpeg_libjpeg(x: torch.Tensor, qualities: Sequence[int]) -> torch.Tensor:
     """Compress/decompress each sample of (B, 3, H, W) in [0, 1] with a real encoder at integer quality."""
     outs = []
     for b in range(x.shape[0]):
-        a = to_hwc(torch.clamp(x[b].detach(), 0, 1).float().cpu())
+        a = to_hwc(x[b].detach().float().cpu())
         outs.append(from_hwc(jpeg_hwc(a, int(qualities[b]))).to(x.device))
     return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
 
@@ -122,7 +122,7 @@ def diffjpeg(x: torch.Tensor, qualities: Sequence[float]) -> torch.Tensor:
     b, _, h, w = x.shape
     factors = torch.tensor([quality_to_factor(float(q)) for q in qualities], dtype=torch.float32, device=x.device)
     ph, pw = (-h) % 16, (-w) % 16
-    xp = F.pad(x.float(), (0, pw, 0, ph), mode="constant", value=0.0) * 255.0
+    xp = F.pad(torch.clamp(x.float(), 0, 1), (0, pw, 0, ph), mode="constant", value=0.0) * 255.0
     m = torch.from_numpy(_RGB2YCC).to(x.device)
     ycc = torch.einsum("bchw,dc->bdhw", xp, m) + torch.tensor([0.0, 128.0, 128.0], device=x.device).view(1, 3, 1, 1)
     y = ycc[:, 0]

@@ -10,6 +10,7 @@ import math
 from functools import lru_cache
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 from scipy import special
@@ -52,21 +53,40 @@ def gaussian_noise(
         xb = x[b : b + 1]
         c = xb.shape[1]
         kind = kinds[b]
-        if kind == "gray":
-            n = _randn_like(xb, 1, seeds[b]) * (sigmas[b] / 255.0)
-        elif kind == "color":
-            n = _randn_like(xb, c, seeds[b]) * (sigmas[b] / 255.0)
-        elif kind == "correlated":
-            if covs is None or covs[b] is None:
-                raise ValueError("correlated noise needs a covariance")
+        if kind not in ("gray", "color", "correlated"):
+            raise ValueError(f"unknown noise kind {kind!r}")
+        if kind == "correlated" and (covs is None or covs[b] is None):
+            raise ValueError("correlated noise needs a covariance")
+        z = _randn_like(xb, 1 if kind == "gray" else c, seeds[b])  # (1, C', H, W) view of (1, H, W, C')
+        if x.device.type == "cpu":
+            outs.append(_add_noise_cpu(xb, z, sigmas[b], kind, covs[b] if covs else None, multiplicative, clip))
+            continue
+        if kind == "correlated":
             a = torch.as_tensor(_cov_factor(np.asarray(covs[b], dtype=np.float64)), dtype=torch.float32, device=x.device)
-            z = _randn_like(xb, c, seeds[b])  # (1, C, H, W) view of (1, H, W, C)
             n = (z.permute(0, 2, 3, 1) @ a).permute(0, 3, 1, 2)
         else:
-            raise ValueError(f"unknown noise kind {kind!r}")
+            n = z * (sigmas[b] / 255.0)
         out = xb + (xb * n if multiplicative else n)
         outs.append(torch.clamp(out, 0, 1) if clip else out)
     return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+
+
+def _add_noise_cpu(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tensor:
+    # numpy/OpenCV arithmetic: no torch OpenMP regions on the CPU path (see engine notes)
+    from pairforge.degradations.filtering import from_hwc, to_hwc
+
+    img = to_hwc(xb[0])
+    n = z[0].permute(1, 2, 0).numpy()  # H x W x C' (contiguous: drawn channels-last)
+    if kind == "correlated":
+        n = cv2.transform(n, _cov_factor(np.asarray(cov, dtype=np.float64)).T.astype(np.float32))
+    else:
+        n = n * np.float32(sigma / 255.0)
+    if kind == "gray" and img.shape[2] != 1:
+        n = np.broadcast_to(n, img.shape)
+    out = img + (img * n if multiplicative else n)
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return from_hwc(out)
 
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:
@@ -149,17 +169,39 @@ def poisson_noise(
     outs, used = [], []
     for b in range(x.shape[0]):
         xb = x[b : b + 1]
+        v_given = vals[b] if vals is not None else None
+        if x.device.type == "cpu":
+            out, v = _poisson_cpu(xb, scales[b], grays[b], seeds[b], v_given, clip)
+            outs.append(out)
+            used.append(v)
+            continue
         src = _luma(xb) if grays[b] and xb.shape[1] == 3 else xb
         q = quantize8(src)
-        v = vals[b] if vals is not None and vals[b] is not None else poisson_vals(distinct_levels(q))
-        if x.device.type == "cpu" and _table_ok(v):
-            levels = torch.round(q * 255.0).to(torch.uint8).numpy()
-            counts = torch.from_numpy(poisson_levels_cpu(levels, v, seeds[b]))
-        else:
-            g = torch_generator(seeds[b], device=x.device.type if x.device.type != "cuda" else str(x.device))
-            counts = torch.poisson(q * v, generator=g)
-        noise = counts / v - q
+        v = v_given if v_given is not None else poisson_vals(distinct_levels(q))
+        g = torch_generator(seeds[b], device=str(x.device))
+        noise = torch.poisson(q * v, generator=g) / v - q
         out = xb + scales[b] * noise
         outs.append(torch.clamp(out, 0, 1) if clip else out)
         used.append(float(v))
     return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), used
+
+
+def _poisson_cpu(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, float]:
+    from pairforge.degradations.filtering import from_hwc, to_hwc
+
+    img = to_hwc(xb[0])
+    src = img
+    if gray and img.shape[2] == 3:
+        src = cv2.transform(img, np.array([LUMA], dtype=np.float32)).reshape(img.shape[0], img.shape[1], 1)
+    levels = cv2.convertScaleAbs(np.maximum(src, 0), alpha=255.0).reshape(src.shape)  # round half-even, clamp 255
+    v = float(v_given) if v_given is not None else poisson_vals(int(np.count_nonzero(np.bincount(levels.ravel(), minlength=256))))
+    q = np.divide(levels, np.float32(255.0), dtype=np.float32)
+    if _table_ok(v):
+        counts = poisson_levels_cpu(levels, v, seed)
+    else:
+        counts = torch.poisson(torch.from_numpy(q * np.float32(v)), generator=torch_generator(seed)).numpy()
+    noise = counts / np.float32(v) - q
+    out = img + np.float32(scale) * noise
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return from_hwc(out), v

@@ -484,11 +484,8 @@ class JpegOp(OpBase):
         return None
 
     def apply(self, x, params, env):
-        import torch
+        from pairforge.degradations import jpeg  # both backends clamp their input to [0, 1]
 
-        from pairforge.degradations import jpeg
-
-        x = torch.clamp(x, 0, 1)
         for p in params:
             p["backend"] = env.jpeg_backend
         if env.jpeg_backend == "diffjpeg":
