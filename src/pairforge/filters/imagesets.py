@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pairforge.io.images import ImageRejected, decode_image
-from pairforge.io.storage import TMP_MARK, open_storage
+from pairforge.io.storage import open_storage
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -53,22 +53,10 @@ def _iter_tar(fileobj, want_image: bool) -> Iterator[tuple[str, dict, bytes | No
 
 
 def committed_records(storage) -> list[dict]:
-    """The commit records of a run directory, in shard order (records whose tar is absent are skipped)."""
-    names = storage.list("shards/")
-    present = set(names)
-    out = []
-    for n in names:
-        if not n.endswith(".json") or TMP_MARK in n:
-            continue
-        try:
-            rec = json.loads(storage.read_bytes(n))
-        except (ValueError, OSError):
-            continue
-        tar = rec.get("tar")
-        if tar is not None and tar not in present:
-            continue
-        out.append(rec)
-    return sorted(out, key=lambda r: int(r.get("shard", 0)))
+    """The valid commit records of a run directory, in shard order."""
+    from pairforge.io.shards import committed_records as by_shard
+
+    return [rec for _sid, rec in sorted(by_shard(storage).items())]
 
 
 def is_run_dir(url: str) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 
 from pairforge.batch import Batch, jsonable
 from pairforge.io.images import encode_png
-from pairforge.io.storage import Storage
+from pairforge.io.storage import TMP_MARK, Storage
 
 SHARD_DIR = "shards"
 RECORD_VERSION = 1
@@ -165,6 +165,26 @@ class _HashingWriter:
 
     def flush(self) -> None:
         self.f.flush()
+
+
+def committed_records(storage: Storage) -> dict[int, dict]:
+    """Valid commit records by shard id (a record whose tar is missing or resized is not valid)."""
+    names = storage.list(SHARD_DIR + "/")
+    present = set(names)
+    out: dict[int, dict] = {}
+    for n in names:
+        if not n.endswith(".json") or TMP_MARK in n:
+            continue
+        try:
+            rec = json.loads(storage.read_bytes(n))
+        except (ValueError, OSError):
+            continue  # unreadable record = uncommitted; the shard is redone
+        tar = rec.get("tar")
+        if tar is not None:
+            if tar not in present or storage.size(tar) != rec.get("bytes"):
+                continue
+        out[int(rec["shard"])] = rec
+    return out
 
 
 def read_record(storage: Storage, shard: int) -> dict | None:

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from pairforge.io.shards import SHARD_DIR, shard_name
-from pairforge.io.storage import TMP_MARK, Storage
+from pairforge.io.shards import SHARD_DIR, committed_records, shard_name  # noqa: F401 (re-exported)
+from pairforge.io.storage import Storage
 
 RUN_JSON = "run.json"
 INDEX_JSON = "index.json"
@@ -99,26 +99,6 @@ def start_run(storage: Storage, config: dict, plan_info: dict) -> dict:
     }
     storage.write_bytes(RUN_JSON, json.dumps(info, indent=2, sort_keys=True).encode())
     return info
-
-
-def committed_records(storage: Storage) -> dict[int, dict]:
-    """Valid commit records by shard id (a record whose tar is missing or resized is not valid)."""
-    names = storage.list(SHARD_DIR + "/")
-    present = set(names)
-    out: dict[int, dict] = {}
-    for n in names:
-        if not n.endswith(".json") or TMP_MARK in n:
-            continue
-        try:
-            rec = json.loads(storage.read_bytes(n))
-        except (ValueError, OSError):
-            continue  # unreadable record = uncommitted; the shard is redone
-        tar = rec.get("tar")
-        if tar is not None:
-            if tar not in present or storage.size(tar) != rec.get("bytes"):
-                continue
-        out[int(rec["shard"])] = rec
-    return out
 
 
 def is_done(rec: dict | None, start: int, end: int) -> bool:

@@ -7,13 +7,12 @@ if it is not a (near-)duplicate of one kept before, so the result depends only o
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
-from contextlib import contextmanager
 
 import numpy as np
 
+from pairforge.envutil import offline_hub
 from pairforge.prompts.config import DedupConfig
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
@@ -25,22 +24,6 @@ def normalize_prompt(text: str) -> str:
     t = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii") or text
     t = _PUNCT.sub(" ", t.lower())
     return _WS.sub(" ", t).strip()
-
-
-@contextmanager
-def _offline():
-    """Make sure nothing tries the hub while loading a local model."""
-    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def bundled_minilm_dir() -> str:
@@ -69,7 +52,7 @@ class SentenceEmbedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            with _offline():
+            with offline_hub():
                 self._model = SentenceTransformer(self.model_dir, device=self.device, local_files_only=True)
         if not texts:
             return np.zeros((0, 384), np.float32)

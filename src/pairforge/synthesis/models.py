@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pairforge.envutil import temporary_env
 
 log = logging.getLogger("pairforge.synthesis.models")
 
@@ -127,20 +128,6 @@ def required_models(config: Any) -> list[ModelRequirement]:
     return reqs
 
 
-@contextmanager
-def _env(**values: str):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _allow_patterns(what: str, variant: str | None) -> tuple[list[str], list[str]]:
     """Which repo files to fetch. Diffusers weights live in component folders: root-level single-file
     checkpoints (e.g. flux1-dev.safetensors, 23 GB) are skipped; transformers weights live at the root."""
@@ -158,7 +145,7 @@ def pull_iqa_metric(name: str, torch_home: str, options: dict | None = None) -> 
     """Instantiate a pyiqa metric once with ``TORCH_HOME`` pointing into the cache (pyiqa fetches its
     weights, CLIP and timm backbones there on first use) and list the files that appeared."""
     before = set(_files_under(torch_home))
-    with _env(TORCH_HOME=torch_home, HF_HUB_CACHE=os.path.join(torch_home, "hf")):
+    with temporary_env(TORCH_HOME=torch_home, HF_HUB_CACHE=os.path.join(torch_home, "hf")):
         import pyiqa
 
         metric = pyiqa.create_metric(name, device="cpu", **(options or {}))
