@@ -120,6 +120,48 @@ def run_pairgen(paths, out: Path) -> int:
     return len(paths)
 
 
+def profile_ops(paths, preset: str = "realesrgan") -> dict:
+    """CPU milliseconds per image spent in each op of the chain (thread CPU time, one thread)."""
+    from collections import defaultdict
+
+    from pairforge.degradations.chain import ChainDegradeConfig
+    from pairforge.degradations.chain import ops as O
+
+    spent: dict = defaultdict(float)
+    classes = [O.UsmOp, O.BlurOp, O.ResizeOp, O.ResizeToOp, O.SubsampleOp, O.GaussianNoiseOp, O.PoissonNoiseOp, O.JpegOp]
+    originals = {c: c.apply for c in classes}
+
+    def timed(f):
+        def apply(self, x, params, env):
+            t = time.thread_time()
+            y = f(self, x, params, env)
+            spent[self.name] += time.thread_time() - t
+            return y
+
+        return apply
+
+    for c in classes:
+        c.apply = timed(originals[c])
+    try:
+        deg = ChainDegradeConfig.model_validate({"preset": preset, "device": "cpu", "threads": 1}).build()
+        t0 = time.process_time()
+        for i, p in enumerate(paths):
+            t = time.thread_time()
+            img = read_rgb(p)
+            spent["(decode PNG)"] += time.thread_time() - t
+            r = deg.degrade([img], [5000 + i])[0]
+            t = time.thread_time()
+            cv2.imencode(".png", cv2.cvtColor(r.lq, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            spent["(encode LQ PNG)"] += time.thread_time() - t
+        total = time.process_time() - t0
+    finally:
+        for c in classes:
+            c.apply = originals[c]
+    out = {k: round(v / len(paths) * 1000, 2) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    out["(total, process CPU)"] = round(total / len(paths) * 1000, 2)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -149,6 +191,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--methods", nargs="+", default=["pairforge", "basicsr", "pairgen"])
+    ap.add_argument("--basicsr-n", type=int, default=8, help="images per size for BasicSR (it is ~50x slower)")
+    ap.add_argument("--no-profile", action="store_true", help="skip the per-op CPU profile of pairforge")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -176,7 +220,7 @@ def main(argv=None) -> dict:
                     if m == "pairforge":
                         n = run_pairforge(paths, out, args.batch, args.threads)
                     elif m == "basicsr":
-                        n = run_basicsr(paths, out, args.batch, chain)
+                        n = run_basicsr(paths[: args.basicsr_n], out, args.batch, chain)
                     elif m == "pairgen":
                         n = run_pairgen(paths, out)
                     else:
@@ -187,6 +231,8 @@ def main(argv=None) -> dict:
                     cpu[m] = min(cpu.get(m, float("inf")), dc / n * 1000)
                     print(f"  {size}px round {r} {m:10s} {rate:7.2f} pairs/s ({dt:.1f} s, {dc / n * 1000:.0f} CPU-ms/pair)", flush=True)
             results["sizes"][str(size)] = {m: round(v, 3) for m, v in best.items()}
+            if "pairforge" in args.methods and not args.no_profile:
+                results.setdefault("pairforge_ops_cpu_ms", {})[str(size)] = profile_ops(paths)
             results.setdefault("cpu_ms_per_pair", {})[str(size)] = {m: round(v, 1) for m, v in cpu.items()}
     info["loadavg_end"] = os.getloadavg()
     md = markdown(results, args)
@@ -200,8 +246,8 @@ def main(argv=None) -> dict:
 def markdown(results: dict, args) -> str:
     m = results["machine"]
     lines = [
-        f"Degradation throughput, end to end (decode PNG, degrade, encode LQ PNG), x4, {args.n} photos per size, "
-        f"best of {args.rounds} rounds. {m['cpu']}, {m['cores']} cores, torch {m['torch']}, OpenCV {m['opencv']}; "
+        f"Degradation throughput, end to end (decode PNG, degrade, encode LQ PNG), x4, {args.n} photos per size "
+        f"({args.basicsr_n} for BasicSR), best of {args.rounds} rounds. {m['cpu']}, {m['cores']} cores, torch {m['torch']}, OpenCV {m['opencv']}; "
         f"load average at start {m['loadavg_start'][0]:.2f}. Command: `{m['command']}`",
         "",
         "| size | pairforge realesrgan (pairs/s) | BasicSR x4plus chain (pairs/s) | pairgen (pairs/s) | vs BasicSR | vs pairgen |",
@@ -222,6 +268,13 @@ def markdown(results: dict, args) -> str:
     for size, r in results.get("cpu_ms_per_pair", {}).items():
         g = lambda k: f"{r[k]:.0f}" if k in r else "-"  # noqa: E731
         lines.append(f"| {size}x{size} | {g('pairforge')} | {g('basicsr')} | {g('pairgen')} |")
+    prof = results.get("pairforge_ops_cpu_ms")
+    if prof:
+        sizes = list(prof)
+        lines += ["", "pairforge `realesrgan` CPU ms per image by op (one thread):", "",
+                  "| op | " + " | ".join(f"{s}x{s}" for s in sizes) + " |", "|---|" + "---|" * len(sizes)]
+        for op in prof[sizes[0]]:
+            lines.append(f"| {op} | " + " | ".join(f"{prof[s].get(op, 0):.1f}" for s in sizes) + " |")
     lines.append("")
     lines.append(
         "pairforge and BasicSR run the full second-order x4plus chain (USM, two blur/resize/noise stages, two JPEGs, "

@@ -9,6 +9,8 @@ USM (same formula as the model's USMSharp, which is a 51x51 grouped conv and ver
 """
 from __future__ import annotations
 
+import importlib.util
+
 import random
 
 import numpy as np
@@ -17,6 +19,9 @@ import torch
 from scipy.stats import ks_2samp
 from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.metrics import structural_similarity as ssim
+
+if importlib.util.find_spec("basicsr") is None:  # (importing it needs the shim, so only look it up)
+    pytest.skip("BasicSR 1.4.2 (the reference) comes with the test extra", allow_module_level=True)
 
 from pairforge.degradations.chain import ChainDegradeConfig
 

@@ -1,12 +1,16 @@
 """Parity of pairforge's degradation ops with BasicSR 1.4.2 itself (the Real-ESRGAN reference code)."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+if importlib.util.find_spec("basicsr") is None:  # (importing it needs the shim, so only look it up)
+    pytest.skip("BasicSR 1.4.2 (the reference) comes with the test extra", allow_module_level=True)
 
 from pairforge.degradations import filtering, jpeg, kernels, noise
 from pairforge.degradations.resize import resize
@@ -194,3 +198,22 @@ def test_table_poisson_sampler_is_exact():
         exp[-1] = 1.0 - exp[:-1].sum()
         assert stats.chisquare(obs, exp * n).pvalue > 1e-3
         assert abs(draws.mean() - lam) < 5 * math.sqrt(lam / n)
+
+
+def test_wide_images_filter_in_strips_with_the_same_result():
+    """Wide images are filtered in column strips (cache locality); the result equals whole-image filtering."""
+    img = photo_crops(1, (40, 1000), seed=5)[0].astype(np.float32) / 255.0
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    for k in (kernels.gaussian_kernel(21, 2.0), kernels.sinc_kernel(15, 1.3), kernels.plateau_kernel(11, 1.2, 0.5, 0.7, 1.3, False)):
+        ref = IPU.filter2D(x, torch.from_numpy(kernels.pad_kernel(k, 21))[None].float())
+        mine = filtering.filter2d(x, [k])
+        assert (mine - ref).abs().max() < 2e-5
+    g = filtering.usm_gaussian_1d(50).astype(np.float32)
+    strips = filtering.usm_hwc(img, g, 0.5, 10)
+    old = filtering.STRIP
+    try:
+        filtering.STRIP = 10_000  # usm_hwc reads it per call: one strip
+        single = filtering.usm_hwc(img, g, 0.5, 10)
+    finally:
+        filtering.STRIP = old
+    assert np.abs(strips - single).max() < 1e-5
