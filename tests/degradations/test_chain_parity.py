@@ -217,3 +217,21 @@ def test_wide_images_filter_in_strips_with_the_same_result():
     finally:
         filtering.STRIP = old
     assert np.abs(strips - single).max() < 1e-5
+
+
+def test_torch_paths_that_cuda_runs_agree_with_the_cpu_paths(batch):
+    """CUDA runs torch implementations of USM and noise; on this CPU they are checked against BasicSR
+    and against the OpenCV/numpy CPU paths (same noise field, same result)."""
+    assert (filtering.usm_sharpen_torch(batch) - IPU.USMSharp()(batch)).abs().max() < 1e-5
+    x = batch[:1].contiguous(memory_format=torch.channels_last)
+    for kind, cov in (("color", None), ("gray", None), ("correlated", kernels.correlated_noise_cov(np.random.default_rng(0), 12.0))):
+        for mult in (False, True):
+            z = noise._randn_like(x, 1 if kind == "gray" else 3, 42)
+            a = noise._add_noise_cpu(x, z, 12.0, kind, cov, mult, True)
+            b = noise.add_noise_torch(x, z, 12.0, kind, cov, mult, True)
+            assert (a - b).abs().max() < 1e-5
+    for gray in (False, True):
+        a, va = noise._poisson_cpu(x, 2.0, gray, 3, None, True)
+        b, vb = noise.poisson_torch(x, 2.0, gray, 3, None, True)
+        assert va == vb
+        assert abs((a - x).std().item() / (b - x).std().item() - 1) < 0.05

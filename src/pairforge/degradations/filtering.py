@@ -260,6 +260,12 @@ def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshol
     if x.device.type == "cpu":
         outs = [from_hwc(usm_hwc(to_hwc(x[i]), g.astype(np.float32), weight, threshold)) for i in range(x.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+    return usm_sharpen_torch(x, weight, radius, threshold)
+
+
+def usm_sharpen_torch(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> torch.Tensor:
+    """The batched torch USM (any device; what CUDA runs): two separable grouped-conv passes per blur."""
+    g = usm_gaussian_1d(radius)
     gt = torch.from_numpy(g).to(device=x.device, dtype=x.dtype)
     blur = _sep_blur_torch(x, gt)
     residual = x - blur

@@ -58,17 +58,20 @@ def gaussian_noise(
         if kind == "correlated" and (covs is None or covs[b] is None):
             raise ValueError("correlated noise needs a covariance")
         z = _randn_like(xb, 1 if kind == "gray" else c, seeds[b])  # (1, C', H, W) view of (1, H, W, C')
-        if x.device.type == "cpu":
-            outs.append(_add_noise_cpu(xb, z, sigmas[b], kind, covs[b] if covs else None, multiplicative, clip))
-            continue
-        if kind == "correlated":
-            a = torch.as_tensor(_cov_factor(np.asarray(covs[b], dtype=np.float64)), dtype=torch.float32, device=x.device)
-            n = (z.permute(0, 2, 3, 1) @ a).permute(0, 3, 1, 2)
-        else:
-            n = z * (sigmas[b] / 255.0)
-        out = xb + (xb * n if multiplicative else n)
-        outs.append(torch.clamp(out, 0, 1) if clip else out)
+        add = _add_noise_cpu if x.device.type == "cpu" else add_noise_torch
+        outs.append(add(xb, z, sigmas[b], kind, covs[b] if covs else None, multiplicative, clip))
     return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+
+
+def add_noise_torch(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tensor:
+    """Add a drawn standard-normal field ``z`` as noise with torch ops (any device; what CUDA runs)."""
+    if kind == "correlated":
+        a = torch.as_tensor(_cov_factor(np.asarray(cov, dtype=np.float64)), dtype=torch.float32, device=xb.device)
+        n = (z.permute(0, 2, 3, 1) @ a).permute(0, 3, 1, 2)
+    else:
+        n = z * (sigma / 255.0)
+    out = xb + (xb * n if multiplicative else n)
+    return torch.clamp(out, 0, 1) if clip else out
 
 
 def _add_noise_cpu(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tensor:
@@ -175,15 +178,21 @@ def poisson_noise(
             outs.append(out)
             used.append(v)
             continue
-        src = _luma(xb) if grays[b] and xb.shape[1] == 3 else xb
-        q = quantize8(src)
-        v = v_given if v_given is not None else poisson_vals(distinct_levels(q))
-        g = torch_generator(seeds[b], device=str(x.device))
-        noise = torch.poisson(q * v, generator=g) / v - q
-        out = xb + scales[b] * noise
-        outs.append(torch.clamp(out, 0, 1) if clip else out)
-        used.append(float(v))
+        out, v = poisson_torch(xb, scales[b], grays[b], seeds[b], v_given, clip)
+        outs.append(out)
+        used.append(v)
     return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), used
+
+
+def poisson_torch(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, float]:
+    """Shot noise of one sample with torch ops and torch.poisson (any device; what CUDA runs)."""
+    src = _luma(xb) if gray and xb.shape[1] == 3 else xb
+    q = quantize8(src)
+    v = float(v_given) if v_given is not None else poisson_vals(distinct_levels(q))
+    g = torch_generator(seed, device=str(xb.device) if xb.device.type == "cuda" else "cpu")
+    noise = torch.poisson(q * v, generator=g) / v - q
+    out = xb + scale * noise
+    return (torch.clamp(out, 0, 1) if clip else out), v
 
 
 def _poisson_cpu(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, float]:
