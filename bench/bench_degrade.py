@@ -19,13 +19,10 @@ round counts. Writes bench/results/degrade.json and degrade.md and prints the ma
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -255,8 +252,8 @@ def markdown(results: dict, args) -> str:
     ]
     for size, r in results["sizes"].items():
         pf, bs, pg = r.get("pairforge"), r.get("basicsr"), r.get("pairgen")
-        ratio = lambda a, b: f"{a / b:.1f}x" if a and b else "-"  # noqa: E731
-        fmt = lambda v: f"{v:.2f}" if v else "-"  # noqa: E731
+        ratio = lambda a, b: f"{a / b:.1f}x" if a and b else "-"
+        fmt = lambda v: f"{v:.2f}" if v else "-"
         lines.append(f"| {size}x{size} | {fmt(pf)} | {fmt(bs)} | {fmt(pg)} | {ratio(pf, bs)} | {ratio(pf, pg)} |")
     lines += [
         "",
@@ -266,7 +263,7 @@ def markdown(results: dict, args) -> str:
         "|---|---|---|---|",
     ]
     for size, r in results.get("cpu_ms_per_pair", {}).items():
-        g = lambda k: f"{r[k]:.0f}" if k in r else "-"  # noqa: E731
+        g = lambda k: f"{r[k]:.0f}" if k in r else "-"
         lines.append(f"| {size}x{size} | {g('pairforge')} | {g('basicsr')} | {g('pairgen')} |")
     prof = results.get("pairforge_ops_cpu_ms")
     if prof:

@@ -10,7 +10,6 @@ USM (same formula as the model's USMSharp, which is a 51x51 grouped conv and ver
 from __future__ import annotations
 
 import importlib.util
-
 import random
 
 import numpy as np
@@ -23,10 +22,10 @@ from skimage.metrics import structural_similarity as ssim
 if importlib.util.find_spec("basicsr") is None:  # (importing it needs the shim, so only look it up)
     pytest.skip("BasicSR 1.4.2 (the reference) comes with the test extra", allow_module_level=True)
 
-from pairforge.degradations.chain import ChainDegradeConfig
-
 from basicsr_shim import BasicSRChain
 from chain_data import lq_reference, photo_crops
+
+from pairforge.degradations.chain import ChainDegradeConfig
 
 N = 64
 

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from chain_data import photo_crops
 
 from pairforge.degradations.base import Degrader
 from pairforge.degradations.chain import ChainDegradeConfig
 from pairforge.degradations.kernels import kernel_from_params
-
-from chain_data import photo_crops
 
 
 def build(preset="realesrgan", **over) -> Degrader:
@@ -142,9 +141,8 @@ def test_bsrgan_plus_returns_the_sharpened_hq(imgs):
 
 
 def test_diffjpeg_backend_and_strength_ordering(imgs):
-    from skimage.metrics import peak_signal_noise_ratio as psnr
-
     from chain_data import lq_reference
+    from skimage.metrics import peak_signal_noise_ratio as psnr
 
     pics = photo_crops(12, 96, seed=9)
     seeds = list(range(12))

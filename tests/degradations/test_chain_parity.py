@@ -12,11 +12,11 @@ import torch.nn.functional as F
 if importlib.util.find_spec("basicsr") is None:  # (importing it needs the shim, so only look it up)
     pytest.skip("BasicSR 1.4.2 (the reference) comes with the test extra", allow_module_level=True)
 
-from pairforge.degradations import filtering, jpeg, kernels, noise
-from pairforge.degradations.resize import resize
-
 from basicsr_shim import import_basicsr
 from chain_data import photo_crops
+
+from pairforge.degradations import filtering, jpeg, kernels, noise
+from pairforge.degradations.resize import resize
 
 D, IPU, DJ = import_basicsr()
 

@@ -14,8 +14,8 @@ transposed orientation (its quirk, kept so that results match), and the output i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -133,7 +133,7 @@ def diffjpeg(x: torch.Tensor, qualities: Sequence[float]) -> torch.Tensor:
     y = _jpeg_component(y, ty, factors)
     cb = _jpeg_component(cbcr[:, 0], tc, factors)
     cr = _jpeg_component(cbcr[:, 1], tc, factors)
-    up = lambda c: c.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # noqa: E731
+    up = lambda c: c.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
     ycc = torch.stack([y, up(cb), up(cr)], dim=1) - torch.tensor([0.0, 128.0, 128.0], device=x.device).view(1, 3, 1, 1)
     rgb = torch.einsum("bchw,dc->bdhw", ycc, torch.from_numpy(_YCC2RGB).to(x.device))
     return torch.clamp(rgb, 0, 255)[:, :, :h, :w] / 255.0

@@ -7,8 +7,8 @@ depends on what else is in the batch. Sigmas are in 0-255 units as in Real-ESRGA
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -2,4 +2,4 @@
 from pairforge.degradations.chain.config import ChainDegradeConfig, CropConfig
 from pairforge.degradations.chain.presets import PRESETS, preset_dict, preset_names
 
-__all__ = ["ChainDegradeConfig", "CropConfig", "PRESETS", "preset_dict", "preset_names"]
+__all__ = ["PRESETS", "ChainDegradeConfig", "CropConfig", "preset_dict", "preset_names"]

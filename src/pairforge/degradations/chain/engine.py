@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from pairforge.degradations.base import DegradeResult, Degrader
+from pairforge.degradations.base import Degrader, DegradeResult
 from pairforge.degradations.chain.config import ChainDegradeConfig
 from pairforge.degradations.chain.ops import Env, SampleContext, Step
 from pairforge.degradations.filtering import from_hwc, to_hwc

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BeforeValidator, Field, model_validator
@@ -65,7 +66,7 @@ def _check_ranges(model: StrictModel) -> None:
 class Step:
     """One concrete operation of one sample's plan: the op config and its sampled parameters."""
 
-    op: "OpBase"
+    op: OpBase
     params: dict
     seq: int = 0  # position in the plan (for grouping on accelerators)
 
@@ -127,14 +128,14 @@ class OpBase(StrictModel):
         _check_ranges(self)
         return self
 
-    def children(self) -> list["OpBase"]:
+    def children(self) -> list[OpBase]:
         return []
 
     def sample(self, ctx: SampleContext) -> None:
         """Append this op's concrete steps (with all sampled parameters) to ``ctx.steps``."""
         applied = True
         if self.prob < 1.0:
-            gate = lambda: bool(ctx.rng.random() < self.prob)  # noqa: E731
+            gate = lambda: bool(ctx.rng.random() < self.prob)
             applied = ctx.pick(f"{self.name}.applied", gate) if self._gate_is_shared() else gate()
         if not applied:
             ctx.steps.append(Step(self, {"op": self.op, "name": self.name, "applied": False}))
@@ -484,7 +485,9 @@ class JpegOp(OpBase):
         return None
 
     def apply(self, x, params, env):
-        from pairforge.degradations import jpeg  # both backends clamp their input to [0, 1]
+        from pairforge.degradations import (
+            jpeg,  # both backends clamp their input to [0, 1]
+        )
 
         for p in params:
             p["backend"] = env.jpeg_backend
@@ -507,7 +510,7 @@ class OneOfOp(OpBase):
     op: Literal["one_of"] = "one_of"
     composite: ClassVar[bool] = True
     probs: list[float] | None = Field(None, description="default: uniform")
-    ops: list["Op"] = Field(min_length=1)
+    ops: list[Op] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _probs(self):
@@ -536,7 +539,7 @@ class SequenceOp(OpBase):
 
     op: Literal["sequence"] = "sequence"
     composite: ClassVar[bool] = True
-    ops: list["Op"] = Field(min_length=1)
+    ops: list[Op] = Field(min_length=1)
     order: Literal["fixed", "shuffle", "choice"] = "fixed"
     choices: list[list[int]] | None = Field(None, description="for order=choice: candidate orders (op indices), uniform")
     shuffle_prob: Prob = 1.0
@@ -546,7 +549,7 @@ class SequenceOp(OpBase):
     @model_validator(mode="after")
     def _check(self):
         n = len(self.ops)
-        idx = lambda lst: all(0 <= i < n for i in lst)  # noqa: E731
+        idx = lambda lst: all(0 <= i < n for i in lst)
         if self.order == "choice":
             if not self.choices or not all(idx(c) and len(c) > 0 for c in self.choices):
                 raise ValueError(f"order=choice needs choices: lists of op indices in [0, {n - 1}]")
@@ -588,7 +591,7 @@ class SequenceOp(OpBase):
 
 
 Op = Annotated[
-    Union[UsmOp, BlurOp, ResizeOp, ResizeToOp, SubsampleOp, GaussianNoiseOp, PoissonNoiseOp, JpegOp, OneOfOp, SequenceOp],
+    UsmOp | BlurOp | ResizeOp | ResizeToOp | SubsampleOp | GaussianNoiseOp | PoissonNoiseOp | JpegOp | OneOfOp | SequenceOp,
     Field(discriminator="op"),
 ]
 OneOfOp.model_rebuild()

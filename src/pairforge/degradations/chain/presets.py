@@ -147,9 +147,9 @@ def _bsrgan(sf: int = 4) -> dict:
 
 
 def _bsrgan_plus(sf: int = 4) -> dict:
-    resize = lambda name: {"op": "resize", "name": name, "updown_prob": [0.2, 0.7, 0.1], "up_range": [1.0, 2.0],  # noqa: E731
+    resize = lambda name: {"op": "resize", "name": name, "updown_prob": [0.2, 0.7, 0.1], "up_range": [1.0, 2.0],
                            "down_range": [0.5 / sf, 1.0], "modes": MODES}
-    poisson = lambda name: {"op": "poisson_noise", "name": name, "prob": 0.1, "scale_range": [1.0, 1.0],  # noqa: E731
+    poisson = lambda name: {"op": "poisson_noise", "name": name, "prob": 0.1, "scale_range": [1.0, 1.0],
                             "gray_prob": 0.5, "vals_log10_range": [2.0, 4.0]}
     jpeg = {"op": "jpeg", "name": "jpeg1", "quality_range": [30, 95], "integer_quality": True}
     return {
