@@ -177,7 +177,15 @@ def machine() -> dict:
         "numpy": np.__version__,
         "torch_threads": torch.get_num_threads(),
         "loadavg_start": os.getloadavg(),
+        "git": _git_rev(),
     }
+
+
+def _git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main(argv=None) -> dict:

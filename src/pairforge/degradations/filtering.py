@@ -2,9 +2,12 @@
 
 ``filter2d`` is a correlation of every channel of sample ``b`` with kernel ``b`` after reflect padding
 by ``k//2`` (BasicSR's ``filter2D``: grouped conv). On CUDA it runs as one grouped convolution for the
-whole batch. On the CPU, torch's depthwise convolution is slow for 21x21 and 51x51 taps (measured in
-bench/bench_degrade.py), so each sample goes through OpenCV instead, as a sum of separable passes when
-the kernel has low numerical rank (a Gaussian is rank 1) and a direct/DFT ``cv2.filter2D`` otherwise.
+whole batch. On the CPU, torch's depthwise convolution is slow (measured here, one core, 512x512x3:
+21x21 taps 25-90 ms, 51x51 130-340 ms; BasicSR's CPU throughput in bench/bench_degrade.py is bound by
+it), so each sample goes through OpenCV instead: a sum of separable passes when the kernel has low
+numerical rank (a Gaussian is rank 1; 21 taps ~3-5 ms), else a direct filter (split into row bands below
+OpenCV's DFT threshold, which wins up to ~19 taps) or OpenCV's DFT, whichever the measured cost model
+says is cheaper.
 Both paths use the same border rule (reflect without repeating the edge = ``BORDER_REFLECT_101``).
 """
 from __future__ import annotations
