@@ -20,8 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(executor: str, config: str, limit: int | None, out: Path) -> dict:
+def run_once(executor: str, config: str, limit: int | None, out: Path, sets: list[str]) -> dict:
     cmd = [sys.executable, "-m", "pairforge.cli", "run", config, "--out", str(out), "--executor", executor, "-q"]
+    for s in sets:
+        cmd += ["--set", s]
     if limit:
         cmd += ["--limit", str(limit)]
     t0 = time.perf_counter()
@@ -42,6 +44,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/quickstart.yaml")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, as for pairforge run")
     ap.add_argument("--json", type=Path, default=ROOT / "bench/results/pipeline.json")
     args = ap.parse_args()
     results = []
@@ -49,7 +52,7 @@ def main() -> None:
         for ex in ("local", "ray"):
             tmp = Path(tempfile.mkdtemp(prefix=f"pf-bench-{ex}-"))
             try:
-                results.append(run_once(ex, args.config, args.limit, tmp / "out"))
+                results.append(run_once(ex, args.config, args.limit, tmp / "out", args.sets))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             print(json.dumps(results[-1]), flush=True)
@@ -57,7 +60,7 @@ def main() -> None:
     ratio = best["ray"]["pairs_per_s"] / best["local"]["pairs_per_s"]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     lines = [
-        f"Pipeline overhead ({args.config}, {best['local']['inputs']} inputs, {machine})",
+        f"Pipeline overhead ({args.config} {' '.join('--set ' + s for s in args.sets)}, {best['local']['inputs']} inputs, {machine})",
         "",
         "| executor | wall s | pairs | pairs/s | ratio vs direct |",
         "|---|---|---|---|---|",
