@@ -103,7 +103,7 @@ class ChainDegrader(Degrader):
             # Always in pool threads, even one: torch's OpenMP regions entered from the main thread cost
             # up to 20x more wall time on a loaded machine (measured: 46 ms vs 2.5 ms for the same ops).
             jobs = list(zip(images, plans))
-            return list(self._thread_pool(len(jobs)).map(lambda a: self._run_one(*a), jobs))
+            return list(self._thread_pool().map(lambda a: self._run_one(*a), jobs))
         return self._run_lockstep(images, plans)
 
     def _mod_size(self, img: np.ndarray) -> tuple[int, int]:
@@ -111,12 +111,12 @@ class ChainDegrader(Degrader):
         h, w = img.shape[:2]
         return (h - h % s, w - w % s) if h >= s and w >= s else (h, w)
 
-    def _thread_pool(self, n: int) -> ThreadPoolExecutor:
-        threads = max(1, min(self.config.threads or torch.get_num_threads(), n))
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """One pool per degrader, sized once (``threads`` or torch's thread count): concurrent callers
+        with small batches share it instead of serialising on a pool sized for one sample."""
         with self._lock:
-            if self._pool is None or self._pool._max_workers != threads:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
+            if self._pool is None:
+                threads = max(1, self.config.threads or torch.get_num_threads())
                 self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pairforge-degrade")
             return self._pool
 
