@@ -108,44 +108,55 @@ def poisson_vals(n_distinct: int) -> float:
     return float(2 ** math.ceil(math.log2(max(n_distinct, 1))))
 
 
-_GUIDE = 2048  # guide-table buckets per level
+_GUIDE_BITS = 11  # 2048 buckets of u per level
 
 
 @lru_cache(maxsize=16)
 def _poisson_tables(vals: float) -> tuple[np.ndarray, np.ndarray, int]:
     """Inverse-CDF tables for Poisson(level/255 * vals), level = 0..255: the CDFs (float64, flattened,
-    row width W) and a guide table: for bucket m of u in [m/M, (m+1)/M) the sample when the bucket holds
-    no CDF step, else -(first candidate)-1 (then a short search decides)."""
+    row width W) and, per bucket m of u in [m/M, (m+1)/M), the smallest and largest possible sample packed
+    as ``first | last << 16``; a bucket whose two agree needs no search (~97% of draws)."""
+    m = 1 << _GUIDE_BITS
     lam = np.arange(256) / 255.0 * vals
     width = int(math.ceil(lam.max() + 12 * math.sqrt(lam.max()) + 16)) + 1
     cdf = special.pdtr(np.arange(width)[None, :], lam[:, None])
     cdf[:, -1] = 1.0  # the tail beyond 12 sigma (< 1e-30) goes to the last value
-    lo = np.arange(_GUIDE) / _GUIDE
-    hi = np.arange(1, _GUIDE + 1) / _GUIDE
-    guide = np.empty((256, _GUIDE), np.int16)
+    lo_u = np.arange(m) / m
+    hi_u = np.arange(1, m + 1) / m
+    packed = np.empty((256, m), np.int32)
     for level in range(256):
-        a = np.searchsorted(cdf[level], lo, side="right")
-        b = np.searchsorted(cdf[level], hi, side="left")
-        guide[level] = np.where(a == b, a, -a - 1)
-    return np.ascontiguousarray(cdf).ravel(), guide.ravel(), width
+        first = np.searchsorted(cdf[level], lo_u, side="right")
+        last = np.minimum(np.searchsorted(cdf[level], hi_u, side="left"), width - 1)
+        packed[level] = first | (last << 16)
+    return np.ascontiguousarray(cdf).ravel(), packed.ravel(), width
 
 
 def poisson_levels_cpu(levels: np.ndarray, vals: float, seed: int) -> np.ndarray:
-    """Exact Poisson(level/255 * vals) draws for 8-bit levels by table inversion (3x faster than
-    torch.poisson on the CPU, measured). ``vals`` must be a power of two <= 1024."""
-    cdf, guide, width = _poisson_tables(float(vals))
+    """Exact Poisson(level/255 * vals) draws for 8-bit levels by table inversion (several times faster
+    than torch.poisson on the CPU, measured). ``vals`` must be a power of two <= 1024. The uniforms are
+    32-bit integers u*2^32 from the sample's generator; the top bits pick the table bucket."""
+    cdf, packed, width = _poisson_tables(float(vals))
     lv = levels.ravel().astype(np.int32)
-    u = rng_from_seed(seed).random(lv.size)
-    idx = lv * _GUIDE
-    idx += (u * _GUIDE).astype(np.int32)
-    j = guide[idx].astype(np.int32)
-    amb = np.flatnonzero(j < 0)
-    ja, la, ua = -j[amb] - 1, lv[amb], u[amb]
-    act = np.arange(amb.size)
-    while act.size:
-        act = act[cdf[la[act] * width + ja[act]] <= ua[act]]
-        ja[act] += 1
-    j[amb] = ja
+    n = lv.size
+    raw = rng_from_seed(seed).bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    idx = lv << _GUIDE_BITS
+    idx += (raw >> (32 - _GUIDE_BITS)).astype(np.int32)
+    p = packed[idx]
+    j = p & 0xFFFF
+    amb = np.flatnonzero((p >> 16) != j)
+    if amb.size:
+        # binary search for the first value whose CDF exceeds u, inside the bucket's [first, last]
+        lo, hi, la = j[amb], p[amb] >> 16, lv[amb] * width
+        ua = raw[amb] * (1.0 / 2**32)
+        while True:
+            act = np.flatnonzero(lo < hi)
+            if not act.size:
+                break
+            mid = (lo[act] + hi[act]) // 2
+            right = cdf[la[act] + mid] <= ua[act]
+            lo[act] = np.where(right, mid + 1, lo[act])
+            hi[act] = np.where(right, hi[act], mid)
+        j[amb] = lo
     return j.reshape(levels.shape).astype(np.float32)
 
 
