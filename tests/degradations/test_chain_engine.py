@@ -157,6 +157,15 @@ def test_diffjpeg_backend_and_strength_ordering(imgs):
     assert 15 < p_dj < 35
 
 
+def test_degrader_pickles_after_use(imgs):
+    import pickle
+
+    d = build("realesrgan")
+    a = d.degrade([imgs[0]], [3])[0]
+    d2 = pickle.loads(pickle.dumps(d))
+    assert np.array_equal(d2.degrade([imgs[0]], [3])[0].lq, a.lq)
+
+
 def test_rejects_bad_input(imgs):
     d = build()
     with pytest.raises(ValueError, match="uint8 RGB"):

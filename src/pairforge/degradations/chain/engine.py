@@ -57,6 +57,17 @@ class ChainDegrader(Degrader):
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # a degrader may be shipped to workers (pickled): its thread pool and lock are rebuilt there
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # ---------------------------------------------------------------------------------------- plan
 
     def plan(self, hq_size: tuple[int, int], seed: int, shared: dict | None = None) -> tuple[SampleContext, dict | None]:
