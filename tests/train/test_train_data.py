@@ -96,6 +96,12 @@ def test_bad_samples_are_counted_and_skipped(tmp_path, caplog):
         next(iter(PairStream(data_cfg([{"name": "d", "url": str(broken)}], batch_size=64), scale=2)))
 
 
+def test_lq_upsample_feeds_scale_one_models(small_sr):
+    stream = PairStream(data_cfg([{"name": "d", "url": str(small_sr)}], lq_upsample=True), scale=1)
+    b = next(iter(stream))
+    assert b["hq"].shape == b["lq"].shape == (8, 3, 16, 16)
+
+
 def test_scale_mismatch_is_reported(small_sr):
     stream = PairStream(data_cfg([{"name": "d", "url": str(small_sr)}], batch_size=64), scale=4)
     with pytest.raises(RuntimeError, match="scale_mismatch"):

@@ -157,6 +157,7 @@ def test_ddp_two_processes_gloo(denoise_data, tmp_path):
     cfg_path = tmp_path / "ddp.yaml"
     cfg_path.write_text(yaml.safe_dump(make_config(
         out, train, data={"patch_size": 32, "batch_size": 4, "num_workers": 1},
+        loss={"gan": {"num_feat": 8, "weight": 0.1}},  # the discriminator under DDP too
         train={"max_steps": 8, "log_every": 2, "ckpt_every": 4})))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -164,6 +165,7 @@ def test_ddp_two_processes_gloo(denoise_data, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()[-4000:]
     rows = read_csv(out / "metrics.csv")
     assert [r["step"] for r in rows] == ["2", "4", "6", "8"]
+    assert all(np.isfinite(float(r["l_d"])) for r in rows)
     ck = load_checkpoint(out / "checkpoints" / "ckpt-00000008.pt")
     # one stream per rank (1 worker each), both positions recorded
     assert ck["data"]["n_streams"] == 2 and sorted(ck["data"]["streams"]) == ["0", "1"]

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -132,8 +131,6 @@ class PairStream(IterableDataset):
     # -- stream identity ---------------------------------------------------------------------------
     def _layout(self) -> tuple[int, int, int]:
         info = get_worker_info()
-        if info is not None:
-            cv2.setNumThreads(1)  # parallelism comes from the worker processes; avoid N x cores threads
         nw = info.num_workers if info is not None else 1
         w = info.id if info is not None else 0
         if nw != self.workers:
