@@ -184,7 +184,7 @@ class Trainer:
         if resume:
             path = find_latest(self.ckpt_dir)
             if path is not None:
-                ck = load_checkpoint(path, map_location=self.device)
+                ck = load_checkpoint(path)  # on CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
                 self.load_state(ck)
                 step = resumed_from = int(ck["step"])
                 positions = StreamPositions.from_dict(ck.get("data"))

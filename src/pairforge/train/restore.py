@@ -13,11 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from pydantic import TypeAdapter
 from torch import nn
 
 from pairforge.io.images import decode_image, encode_png
 from pairforge.train.checkpoint import load_checkpoint, resolve_checkpoint
-from pairforge.train.config import TrainConfig
+from pairforge.train.config import ModelConfig
 from pairforge.train.nets import build_generator
 
 log = logging.getLogger("pairforge.train")
@@ -44,12 +45,12 @@ def load_restorer(checkpoint: Path, use_ema: bool = True, device: str = "auto") 
     """The generator of a training checkpoint (its EMA weights when present and ``use_ema``)."""
     path = resolve_checkpoint(checkpoint)
     ck = load_checkpoint(path)
-    cfg = TrainConfig.model_validate(ck["config"])
-    model = build_generator(cfg.model)
+    model_cfg = TypeAdapter(ModelConfig).validate_python(ck["config"]["model"])  # only what inference needs
+    model = build_generator(model_cfg)
     weights = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
     model.load_state_dict(weights)
     dev = pick_device(device)
-    return Restorer(model.to(dev).eval(), cfg.model.scale, dev, int(ck["step"]), path)
+    return Restorer(model.to(dev).eval(), model_cfg.scale, dev, int(ck["step"]), path)
 
 
 @torch.no_grad()
