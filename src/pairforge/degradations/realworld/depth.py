@@ -13,6 +13,7 @@ Convention everywhere: a float32 H x W map in [0, 1], 0 = nearest, 1 = farthest.
 """
 from __future__ import annotations
 
+import abc
 from typing import Literal
 
 import cv2
@@ -45,11 +46,12 @@ class DepthConfig(StrictModel):
         return PriorDepth(self.prior, self.texture_weight)
 
 
-class DepthProvider:
+class DepthProvider(abc.ABC):
     source: str = "depth"
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The depth map / label map for an RGB uint8 image."""
 
 
 def normalise(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:

@@ -12,6 +12,7 @@ Output everywhere: an int32 H x W label map, 0..K-1 (label 0 may be "unassigned"
 """
 from __future__ import annotations
 
+import abc
 from typing import Literal
 
 import numpy as np
@@ -43,11 +44,12 @@ class SegmentsConfig(StrictModel):
         return ClassicalSegments(self.method, self.segments)
 
 
-class SegmentProvider:
+class SegmentProvider(abc.ABC):
     source: str = "segments"
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The depth map / label map for an RGB uint8 image."""
 
 
 def classical_segments(image: np.ndarray, method: str = "felzenszwalb", n: int = 12, max_side: int = 256) -> np.ndarray:
