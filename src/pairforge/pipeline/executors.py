@@ -194,7 +194,7 @@ class RayExecutor:
                 fn_constructor_args=(payload,),
                 batch_size=1,
                 batch_format="numpy",
-                compute=ActorPoolStrategy(min_size=1, max_size=nact),
+                compute=ActorPoolStrategy(min_size=nact, max_size=nact),  # whole pool at once: actor start-ups overlap
                 num_cpus=ncpu,
             )
             if seg.num_gpus > 0:
