@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.chain.config import ChainDegradeConfig
@@ -100,33 +100,43 @@ def format_validation_error(err: ValidationError, origin: str = "config") -> str
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], origin: str = "config") -> PipelineConfig:
+def validate_model(model: type[BaseModel], data: Any, origin: str):
+    """Validate ``data`` against a config model, turning pydantic's errors into one ConfigError."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, origin)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """Load a YAML config; ``overrides`` are ``dotted.key=yaml_value`` strings applied on top."""
+def read_yaml_config(path: str | Path, overrides: list[str] | None = None, what: str = "config") -> tuple[dict, str]:
+    """Read a YAML config (a path, or a name under the repository's configs/) and apply overrides."""
     p = Path(path)
     if not p.exists():
         builtin = Path(__file__).resolve().parents[2] / "configs" / f"{path}.yaml"
-        if builtin.exists():
-            p = builtin
-        else:
-            raise ConfigError(f"config file not found: {path}")
+        if not builtin.exists():
+            raise ConfigError(f"{what} file not found: {path}")
+        p = builtin
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     for ov in overrides or []:
         apply_override(data, ov)
-    return parse_config(data, origin=str(p))
+    return data, str(p)
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> PipelineConfig:
+    return validate_model(PipelineConfig, data, origin)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a YAML run config; ``overrides`` are ``dotted.key=yaml_value`` strings applied on top."""
+    data, origin = read_yaml_config(path, overrides)
+    return parse_config(data, origin=origin)
 
 
 def apply_override(data: dict, override: str) -> None:

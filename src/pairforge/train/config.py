@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pairforge.configbase import StrictModel
 
@@ -257,30 +256,14 @@ class TrainConfig(StrictModel):
 
 
 def parse_train_config(data: Any, origin: str = "train config") -> TrainConfig:
-    from pairforge.config import ConfigError, format_validation_error
+    from pairforge.config import validate_model
 
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, origin)) from None
+    return validate_model(TrainConfig, data, origin)
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Load a YAML training config; ``overrides`` are ``dotted.key=yaml_value`` strings."""
-    from pairforge.config import ConfigError, apply_override
+    """Load a YAML training config (a path or a name under configs/); ``overrides`` are ``dotted.key=yaml_value``."""
+    from pairforge.config import read_yaml_config
 
-    p = Path(path)
-    if not p.exists():
-        builtin = Path(__file__).resolve().parents[3] / "configs" / f"{path}.yaml"
-        if not builtin.exists():
-            raise ConfigError(f"train config not found: {path}")
-        p = builtin
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    for ov in overrides or []:
-        apply_override(data, ov)
-    return parse_train_config(data, origin=str(p))
+    data, origin = read_yaml_config(path, overrides, what="train config")
+    return parse_train_config(data, origin=origin)
