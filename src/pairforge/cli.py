@@ -37,6 +37,15 @@ def _load(config: str, overrides: list[str] | None):
         _fail(str(e))
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors a user fixes (missing weights, a worker that could not start): printed, no traceback."""
+    from pairforge.filters.iqa import MissingWeightsError
+    from pairforge.pipeline.executors import WorkerSetupError
+    from pairforge.synthesis.models import MissingModelError
+
+    return (MissingWeightsError, WorkerSetupError, MissingModelError)
+
+
 def _summary_table(s) -> Table:
     t = Table(title="pairforge run summary")
     t.add_column("what")
@@ -104,12 +113,14 @@ def run(
     from pairforge.pipeline.ledger import ResumeConflict
     from pairforge.pipeline.plan import PlanError
 
+    from pairforge.sources.files import SourceListingError
+
     cfg = _load(config, set_)
     if executor not in ("ray", "local"):
         _fail(f"--executor must be ray or local, got {executor!r}")
     try:
         execute_run(cfg, out, limit, executor, ray_address, quiet)
-    except (ResumeConflict, PlanError) as e:
+    except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 
 
@@ -237,7 +248,7 @@ def degrade(
 
     try:
         execute_run(cfg, output, limit, "ray" if use_ray else "local", None, quiet)
-    except (ResumeConflict, PlanError, SourceListingError) as e:
+    except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 
 

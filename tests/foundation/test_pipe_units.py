@@ -10,7 +10,7 @@ from pairforge.config import parse_config
 from pairforge.io.storage import LocalStorage
 from pairforge.pipeline import ledger
 from pairforge.pipeline.executors import pool_sizes
-from pairforge.pipeline.plan import Segment
+from pairforge.pipeline.plan import PlanError, Segment
 from pairforge.pipeline.runner import make_plan, run_pipeline
 from pairforge.seeding import sample_rng, sample_seed
 
@@ -74,7 +74,7 @@ def test_pool_sizes_never_reserve_more_cpus_than_exist(cpus):
 
 
 def test_gpu_stage_on_a_cluster_without_gpus_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="has no GPU"):
+    with pytest.raises(PlanError, match="has no GPU"):
         pool_sizes([Segment([], 1.0, 1.0, None)], 2.0, 0.0)
 
 
@@ -95,3 +95,24 @@ def test_run_json_records_config_and_versions(tmp_path):
     assert run["config"]["run"]["num_samples"] == 3
     assert {"python", "numpy", "pairforge"} <= set(run["versions"])
     assert run["plan"]["segments"][0]["stages"][-1] == "writer"
+
+
+def test_missing_iqa_weights_fail_clearly_and_nothing_downloads(tmp_path, monkeypatch):
+    import pyiqa.utils.download_util as du
+
+    from pairforge.filters.iqa import MissingWeightsError, load_metric
+
+    original = du.download_url_to_file
+    with pytest.raises(MissingWeightsError, match="pairforge models pull") as e:
+        load_metric("musiq")
+    assert ".pth" in str(e.value)
+    assert du.download_url_to_file is original  # the guard is lifted afterwards
+
+
+def test_worker_errors_reach_the_user_as_text():
+    from pairforge.pipeline.executors import user_error_from_worker
+
+    wrapped = RuntimeError("ray::MapWorker ... Traceback ...\nMissingWeightsError: IQA metric 'musiq' needs\n  the file x.pth\nDuring handling")
+    err = user_error_from_worker(wrapped)
+    assert str(err) == "IQA metric 'musiq' needs the file x.pth"
+    assert user_error_from_worker(RuntimeError("something else")) is None

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from pairforge.envutil import temporary_env
 from pairforge.filters.config import IQAFilterConfig, IQAMetricRule
 
 THRESHOLDS_VERSION = 1
@@ -39,6 +43,50 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+class MissingWeightsError(RuntimeError):
+    """A metric's weight file is not on disk; runs never download (DESIGN.md, "Offline first")."""
+
+
+@contextmanager
+def refuse_downloads(metric: str) -> Iterator[None]:
+    """Make pyiqa's (and CLIP's) downloaders fail with a clear error instead of fetching weights.
+
+    pyiqa fetches a missing weight file silently from inside ``create_metric``; on an air-gapped node
+    that hangs or fails obscurely, and on a networked one it downloads mid-run. ``pairforge models
+    pull`` is the one place that downloads (it calls pyiqa without this guard)."""
+    import pyiqa.utils.download_util as du
+
+    def refuse(url, dst, *args, **kwargs):
+        raise MissingWeightsError(
+            f"IQA metric {metric!r} needs the weight file {os.path.basename(str(dst))} at {dst} (from {url}); "
+            "nothing is downloaded during a run: fetch it with `pairforge models pull CONFIG --cache DIR` "
+            "and set TORCH_HOME=DIR/torch on the workers"
+        )
+
+    patches = [(du, "download_url_to_file", refuse)]
+    try:
+        import clip.clip as clip_mod
+
+        def refuse_clip(url, root, *args, **kwargs):
+            target = os.path.join(root, os.path.basename(url))
+            if os.path.isfile(target):
+                return target
+            refuse(url, target)
+
+        patches.append((clip_mod, "_download", refuse_clip))
+    except ImportError:
+        pass
+    saved = [(mod, attr, getattr(mod, attr)) for mod, attr, _ in patches]
+    try:
+        for mod, attr, fn in patches:
+            setattr(mod, attr, fn)
+        with temporary_env(HF_HUB_OFFLINE="1"):
+            yield
+    finally:
+        for mod, attr, fn in saved:
+            setattr(mod, attr, fn)
+
+
 _METRICS: dict[tuple, object] = {}
 _METRICS_LOCK = threading.Lock()
 
@@ -57,7 +105,10 @@ def load_metric(name: str, device: str = "cpu", options: dict | None = None):
         metric = _METRICS.get(key)
         if metric is None:
             try:
-                metric = pyiqa.create_metric(name, device=torch.device(device), **options)
+                with refuse_downloads(name):
+                    metric = pyiqa.create_metric(name, device=torch.device(device), **options)
+            except MissingWeightsError:
+                raise
             except Exception as e:  # pyiqa raises bare exceptions for unknown names / missing weights
                 raise RuntimeError(
                     f"could not load IQA metric {name!r}: {e}. Metric weights must be present offline "

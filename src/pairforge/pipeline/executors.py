@@ -11,7 +11,7 @@ from typing import Callable
 
 from pairforge.io.shards import FolderWriter, ShardWriter
 from pairforge.io.storage import open_storage
-from pairforge.pipeline.plan import Plan, Segment, ShardSpec
+from pairforge.pipeline.plan import Plan, PlanError, Segment, ShardSpec
 from pairforge.pipeline.shardwork import run_stages, shard_batch, write_batch
 from pairforge.stage import Stage
 
@@ -123,7 +123,7 @@ def pool_sizes(segments: list[Segment], cpus: float, gpus: float) -> list[tuple[
     for s in segments:
         if s.num_gpus > 0:
             if gpus <= 0:
-                raise RuntimeError(
+                raise PlanError(
                     f"stage(s) {s.names} ask for {s.num_gpus} GPU per worker but the Ray cluster has no GPU; "
                     "set their resources.num_gpus: 0 to run on CPU"
                 )
@@ -200,8 +200,31 @@ class RayExecutor:
             if seg.num_gpus > 0:
                 kwargs["num_gpus"] = seg.num_gpus
             ds = ds.map_batches(SegmentWorker, **kwargs)
-        for row in ds.iter_rows():
-            on_record(json.loads(bytes(row["payload"])))
+        try:
+            for row in ds.iter_rows():
+                on_record(json.loads(bytes(row["payload"])))
+        except Exception as e:
+            raise user_error_from_worker(e) or e
+
+
+class WorkerSetupError(RuntimeError):
+    """A stage could not start in a Ray worker for a reason the user can fix (a missing weight file)."""
+
+
+#: exception names whose message is meant for the user; Ray only keeps them as text in its wrapper
+USER_FACING_ERRORS = ("MissingWeightsError", "MissingModelError", "PlanError")
+
+
+def user_error_from_worker(exc: BaseException) -> WorkerSetupError | None:
+    """Recover the message of a user-facing error raised inside a Ray worker (Ray wraps it as text)."""
+    import re
+
+    text = str(exc)
+    for name in USER_FACING_ERRORS:
+        m = re.search(rf"{name}: (.+?)(?:\n\S|\Z)", text, re.S)
+        if m:
+            return WorkerSetupError(" ".join(m.group(1).split()))
+    return None
 
 
 def executor_for(name: str, ray_section=None, address: str | None = None):
