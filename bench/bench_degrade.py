@@ -37,24 +37,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "degradations"))
 
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-          "motorcycle_left", "camera", "brick", "grass", "gravel", "moon", "page", "coins", "clock"]
-
 
 def make_inputs(n: int, size: int, folder: Path, seed: int = 0) -> list[Path]:
     """``n`` RGB photos (random crops of skimage photos, resized to size x size) saved as PNG."""
-    import skimage.data as d
+    from chain_data import _sources  # the same bundled photos the chain tests use
 
     rng = np.random.default_rng(seed)
-    srcs = []
-    for name in PHOTOS:
-        try:
-            img = getattr(d, name)()
-        except Exception:  # a photo that would need a download
-            continue
-        if img.ndim == 2:
-            img = np.stack([img] * 3, -1)
-        srcs.append(np.ascontiguousarray(img[..., :3]))
+    srcs = _sources()
     paths = []
     for i in range(n):
         img = srcs[i % len(srcs)]
