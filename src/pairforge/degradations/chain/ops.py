@@ -157,7 +157,9 @@ class OpBase(StrictModel):
         return None
 
     def apply(self, x: torch.Tensor, params: list[dict], env: Env) -> torch.Tensor:
-        raise NotImplementedError
+        """Apply the op to a batch with the parameters ``draw`` made; every concrete op overrides this
+        (OpBase is a pydantic model, so it cannot be an ``abc.ABC`` inside the ops union)."""
+        raise NotImplementedError(f"op {type(self).__name__} does not define apply()")
 
 
 # --------------------------------------------------------------------------------------------------
