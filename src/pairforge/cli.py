@@ -185,7 +185,7 @@ def info(
     if key is not None:
         reader = DatasetReader(storage)
         for p in reader.problems:
-            err.print(f"[yellow]warning:[/] {p}", highlight=False)
+            err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
         sample = reader.find(key, {META})
         if sample is None:
             _fail(f"no accepted sample with key {key!r} in {directory}")
@@ -215,7 +215,7 @@ def preview(
         _fail(f"--by must be 'type', got {by!r}")
     reader = DatasetReader(_dataset_storage(directory))
     for p in reader.problems:
-        err.print(f"[yellow]warning:[/] {p}", highlight=False)
+        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     sheet = preview_sheet(reader, n=n, cell=cell, columns=columns, by=by)
     if sheet is None:
         _fail(f"{directory} holds no committed pairs")

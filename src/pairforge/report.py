@@ -126,11 +126,11 @@ def severity_table(by_severity: dict[str, dict[str, int]]) -> Table:
 
 def print_info(info: dict, console: Console) -> None:
     for p in info.get("problems", []):
-        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+        console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     newer = info.get("modified_after_commit") or []
     if newer:
         console.print(f"[yellow]warning:[/] {len(newer)} data file(s) were modified after their shard was committed "
-                      f"(first: {newer[0]}); run `pairforge verify {info['url']}` to check their hashes", highlight=False)
+                      f"(first: {newer[0]}); run `pairforge verify {info['url']}` to check their hashes", highlight=False, soft_wrap=True)
     t = Table(title=f"pairforge dataset {info['url']}")
     t.add_column("what")
     t.add_column("value", justify="right")

@@ -31,6 +31,8 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pairforge.batch import Batch, jsonable
+from pairforge.io.images import encode_png
 from pairforge.io.storage import TMP_MARK, ObjectStat, Storage
 
 log = logging.getLogger(__name__)
@@ -186,8 +188,6 @@ class ShardWriter(abc.ABC):
 
     def commit(self, extra: dict | None = None) -> dict:
         """Make the data visible, write the record (the commit marker, last), return the record."""
-        from pairforge.batch import jsonable
-
         fields = self._finish()
         self._done = True
         record = {
@@ -313,15 +313,12 @@ class _HashingWriter:
         self.f.flush()
 
 
-def encode_sample(batch: dict, row: int, png_compression: int = 1, write_prompt: bool = True) -> dict:
+def encode_sample(batch: Batch, row: int, png_compression: int = 1, write_prompt: bool = True) -> dict:
     """The members of one accepted batch row, in writing order.
 
     The ``lq`` column holds one array, or a list of K arrays (K variants, written ``lq_0.png ..``; then
     ``meta["degradation"]`` is the list of the K variants' parameters and ``meta["lq_size"]`` the list of
     their sizes). Raises ValueError for a row that cannot be written (the writer rejects it)."""
-    from pairforge.batch import jsonable
-    from pairforge.io.images import encode_png
-
     key = batch["key"][row]
     hq = batch["hq"][row]
     lq = batch.get("lq", [None] * len(batch["key"]))[row]
@@ -367,7 +364,7 @@ class DatasetWriter:
         cls = FolderShardWriter if self.layout == "folder" else TarShardWriter
         return cls(self.storage, shard, start, end)
 
-    def write_batch(self, shard: int, start: int, end: int, batch: dict, extra: dict | None = None) -> dict:
+    def write_batch(self, shard: int, start: int, end: int, batch: Batch, extra: dict | None = None) -> dict:
         """Write shard ``shard`` from a batch holding exactly the indices [start, end); return its record.
 
         Accepted rows become samples, rejected rows the record's rejections; a row that cannot be
@@ -570,7 +567,7 @@ class DatasetReader:
 
     storage: Storage
     check: Check = "size"
-    _scan: CommitScan | None = None
+    _scan: CommitScan | None = field(default=None, init=False, repr=False)
 
     @property
     def scan(self) -> CommitScan:

@@ -34,9 +34,8 @@ class Degradation:
     @property
     def label(self) -> str:
         """``haze heavy``, ``blur light + noise medium + web tail``, ``chain realesrgan x4``."""
-        if self.preset is not None or not self.components:
-            name = self.preset or self.model
-            text = name if name == self.model else f"{self.model} {name}"
+        if self.preset is not None or self.model == "simple" or not self.components:
+            text = f"{self.model} {self.preset}" if self.preset else self.model
             return text + (f" x{self.scale}" if self.scale and self.scale != 1 else "")
         parts = [t if s is None else f"{t} {s}" for t, s in self.components]
         return " + ".join(parts) + (" + web tail" if self.web_tail else "")
