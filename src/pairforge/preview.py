@@ -61,12 +61,38 @@ def fit(img: np.ndarray, box: int) -> Image.Image:
     return im.resize(size, Image.NEAREST if s > 1 else Image.LANCZOS)
 
 
+CAPTION_LINES = 3
+
+
 def _clip_text(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:
         text = text[:-1]
     return text + "…"
+
+
+def _wrap(draw: ImageDraw.ImageDraw, lines: list[str], width: int, font, max_lines: int = CAPTION_LINES) -> list[str]:
+    """Caption lines wrapped at spaces to ``width``; the first line may take the room the others leave."""
+    out: list[str] = []
+    for i, text in enumerate(lines):
+        room = max_lines - len(out) - (len(lines) - i - 1)
+        words, cur = [], ""
+        for w in text.split(" "):  # keep a unit with its number ("21.2 dB")
+            if w == "dB" and words:
+                words[-1] += " dB"
+            else:
+                words.append(w)
+        for w in words:
+            trial = f"{cur} {w}" if cur else w
+            if cur and draw.textlength(trial, font=font) > width and room > 1:
+                out.append(cur)
+                room -= 1
+                cur = w
+            else:
+                cur = trial
+        out.append(_clip_text(draw, cur, width, font))
+    return out[:max_lines]
 
 
 def item_from_sample(sample: dict, variants: list[int] | None = None) -> Item:
@@ -76,7 +102,7 @@ def item_from_sample(sample: dict, variants: list[int] | None = None) -> Item:
     degs = degradations(meta)
     names = lq_members(sample)
     hq = decode_png(sample[HQ])
-    tiles = [Tile(hq, [f"{key}  {source_label(meta)}", f"HQ {hq.shape[1]}x{hq.shape[0]}"])]
+    tiles = [Tile(hq, [key, source_label(meta), f"HQ {hq.shape[1]}x{hq.shape[0]}"])]
     for k, name in enumerate(names):
         if variants is not None and k not in variants:
             continue
@@ -84,7 +110,7 @@ def item_from_sample(sample: dict, variants: list[int] | None = None) -> Item:
         d = degs[k] if k < len(degs) else None
         label = d.label if d is not None else "degradation not recorded"
         if d is not None and d.psnr is not None:
-            label += f"  {d.psnr:.1f} dB"
+            label += f", {d.psnr:.1f} dB"
         size = f"LQ {lq.shape[1]}x{lq.shape[0]}" + (f"  variant {k}" if len(names) > 1 else "")
         tiles.append(Tile(lq, [label, size]))
     return Item(key, tiles)
@@ -100,7 +126,7 @@ def render(rows: list[tuple[str | None, list[Item]]], cell: int = 192) -> Image.
         raise ValueError("no pairs to show")
     font = _font()
     head_font = _font(FONT_SIZE + 3)
-    tile_h = cell + 2 * LINE_H + 6
+    tile_h = cell + CAPTION_LINES * LINE_H + 6
     widths = [sum(_item_width(it, cell) for it in items) + ITEM_GAP * max(0, len(items) - 1) for _t, items in rows]
     width = max(widths) + 2 * 8
     height = 8 + sum((LINE_H + 8 if title else 0) + tile_h + 8 for title, _items in rows)
@@ -117,9 +143,9 @@ def render(rows: list[tuple[str | None, list[Item]]], cell: int = 192) -> Image.
                 draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=BOX)
                 im = fit(tile.image, cell)
                 sheet.paste(im, (x + (cell - im.width) // 2, y + (cell - im.height) // 2))
-                for j, line in enumerate(tile.lines):
-                    draw.text((x + 1, y + cell + 3 + j * LINE_H), _clip_text(draw, line, cell - 2, font),
-                              fill=TEXT if j == 0 else DIM, font=font)
+                lines = _wrap(draw, tile.lines, cell - 2, font)
+                for j, line in enumerate(lines):
+                    draw.text((x + 1, y + cell + 3 + j * LINE_H), line, fill=DIM if j == len(lines) - 1 else TEXT, font=font)
                 x += cell + GAP
             x += ITEM_GAP - GAP
         y += tile_h + 8
@@ -159,23 +185,32 @@ def load_pairs(reader: DatasetReader, n: int) -> list[Item]:
 
 
 def pick_by_type(reader: DatasetReader, per_type: int, seed: int = 0) -> tuple[dict[str, list[tuple[str, int]]], dict[str, int]]:
-    """For each degradation type, up to ``per_type`` (key, variant) drawn uniformly from every LQ of that
-    type (reservoir sampling over the metadata, streamed once; no image is read). Also the counts."""
+    """For each degradation type, up to ``per_type`` (key, variant) drawn uniformly from the LQs of that
+    type (reservoir sampling over the metadata, streamed once; no image is read). LQs with that type
+    alone come first, so a row shows the type itself; stacked LQs fill what is left. Also the counts."""
     rng = np.random.default_rng(seed)
-    chosen: dict[str, list[tuple[str, int]]] = {}
+    chosen: dict[tuple[str, bool], list[tuple[str, int]]] = {}
+    drawn: dict[tuple[str, bool], int] = {}
     seen: dict[str, int] = {}
     for s in reader.iter_samples({META}):
         for k, d in enumerate(degradations(sample_meta(s))):
-            for t in dict.fromkeys(d.types or [d.model]):
+            types = list(dict.fromkeys(d.types or [d.model]))
+            for t in types:
                 seen[t] = seen.get(t, 0) + 1
-                res = chosen.setdefault(t, [])
+                slot = (t, len(types) > 1)
+                drawn[slot] = drawn.get(slot, 0) + 1
+                res = chosen.setdefault(slot, [])
                 if len(res) < per_type:
                     res.append((s["__key__"], k))
                 else:
-                    j = int(rng.integers(seen[t]))
+                    j = int(rng.integers(drawn[slot]))
                     if j < per_type:
                         res[j] = (s["__key__"], k)
-    return {t: sorted(v) for t, v in sorted(chosen.items())}, seen
+    rows = {}
+    for t in sorted(seen):
+        alone = sorted(chosen.get((t, False), []))
+        rows[t] = alone + sorted(chosen.get((t, True), []))[: per_type - len(alone)]
+    return rows, seen
 
 
 def load_by_type(reader: DatasetReader, per_type: int, seed: int = 0) -> list[tuple[str, list[Item]]]:

@@ -72,8 +72,8 @@ def test_preview_captions_each_lq_and_keeps_aspect(tmp_path):
     st = write_samples(tmp_path, [[realworld("haze", "heavy"), realworld("rain", "light")]], variants=2)
     sample = DatasetReader(st).find("0000000000")
     item = item_from_sample(sample)
-    assert [t.lines[0] for t in item.tiles[1:]] == ["haze heavy  21.2 dB", "rain light  21.2 dB"]
-    assert item.tiles[0].lines == ["0000000000  bundled coffee", "HQ 80x40"]
+    assert [t.lines[0] for t in item.tiles[1:]] == ["haze heavy, 21.2 dB", "rain light, 21.2 dB"]
+    assert item.tiles[0].lines == ["0000000000", "bundled coffee", "HQ 80x40"]
     assert item.tiles[2].lines[1] == "LQ 40x20  variant 1"
     sheet = preview_sheet(DatasetReader(st), n=4, cell=100)
     px = np.asarray(sheet)
@@ -93,6 +93,11 @@ def test_preview_by_type_draws_one_row_per_type(tmp_path):
     assert [it.key for it in by["haze"]] == ["0000000000", "0000000002"]
     assert by["noise"][0].tiles[1].lines[0].startswith("blur medium + noise light")
     assert rows[1][0] == "haze  (2 LQs in the dataset)"
+    # a type's row shows LQs of that type alone before stacked ones
+    metas = [realworld("blur", "light", ("noise", "medium"))] * 3 + [realworld("noise", "heavy")]
+    rows = dict(load_by_type(DatasetReader(write_samples(tmp_path / "s", metas)), per_type=2))
+    noise = next(v for k, v in rows.items() if k.startswith("noise"))
+    assert noise[0].key == "0000000003" and noise[1].tiles[1].lines[0].startswith("blur light + noise medium")
     assert preview_sheet(DatasetReader(st), by="type", cell=64).height > 5 * 64
 
 

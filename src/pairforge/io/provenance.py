@@ -36,7 +36,9 @@ class Degradation:
         """``haze heavy``, ``blur light + noise medium + web tail``, ``chain realesrgan x4``."""
         if self.preset is not None or self.model == "simple" or not self.components:
             text = f"{self.model} {self.preset}" if self.preset else self.model
-            return text + (f" x{self.scale}" if self.scale and self.scale != 1 else "")
+            if self.scale and self.scale != 1 and not text.endswith(f"x{self.scale}"):
+                text += f" x{self.scale}"
+            return text
         parts = [t if s is None else f"{t} {s}" for t, s in self.components]
         return " + ".join(parts) + (" + web tail" if self.web_tail else "")
 
