@@ -20,7 +20,7 @@ def _exercise(st):
     stats = st.stats("a/")
     assert list(stats) == ["a/b.json", "a/big.tar"] and stats["a/big.tar"].size == 1000
     assert stats["a/big.tar"].mtime is not None and abs(stats["a/big.tar"].mtime - time.time()) < 3600
-    assert st.stats("nothing/") == {} and st.list("a/b") == ["a/b.json"]
+    assert st.stats("nothing/") == {} and st.list("a/b.") == ["a/b.json"]
     st.delete("a/b.json")
     assert st.list("a/") == ["a/big.tar"]
 
