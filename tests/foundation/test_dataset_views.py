@@ -9,7 +9,12 @@ import pytest
 
 from pairforge.config import parse_config
 from pairforge.io.dataset import DatasetReader, DatasetWriter
-from pairforge.io.provenance import Degradation, degradations, describe_degradation, source_label
+from pairforge.io.provenance import (
+    Degradation,
+    degradations,
+    describe_degradation,
+    source_label,
+)
 from pairforge.io.storage import LocalStorage
 from pairforge.pipeline.runner import run_pipeline
 from pairforge.preview import fit, item_from_sample, load_by_type, preview_sheet

@@ -21,7 +21,7 @@ output: {samples_per_shard: 4, format: FORMAT}
 def cli(*args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "pairforge.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, check=False)
 
 
 @pytest.fixture(scope="module", params=["folder", "webdataset"])
@@ -78,7 +78,7 @@ def test_preview_by_type_has_one_row_per_type(made, tmp_path):
 def test_verify_and_run_resume_on_a_corrupted_shard(made, tmp_path):
     import shutil
 
-    fmt, cfg, made_out = made
+    _fmt, cfg, made_out = made
     out = tmp_path / "copy"
     shutil.copytree(made_out, out)  # copy2 keeps mtimes
     r = cli("verify", out)

@@ -11,7 +11,14 @@ import pytest
 
 from pairforge.batch import Rejection, new_batch, reject
 from pairforge.io import dataset
-from pairforge.io.dataset import DatasetReader, DatasetWriter, committed_records, folder_member, folder_path, scan_commits
+from pairforge.io.dataset import (
+    DatasetReader,
+    DatasetWriter,
+    committed_records,
+    folder_member,
+    folder_path,
+    scan_commits,
+)
 from pairforge.io.images import decode_png
 from pairforge.io.storage import LocalStorage, open_storage
 from pairforge.io.verify import verify_dataset
@@ -86,10 +93,9 @@ def test_a_row_that_cannot_be_encoded_is_rejected_not_lost(tmp_path):
 
 def test_writer_refuses_unknown_members_and_leaves_nothing_on_abort(tmp_path):
     st = LocalStorage(tmp_path)
-    with pytest.raises(ValueError, match="member 'lq.jpg'"):
-        with DatasetWriter(st).open_shard(0, 0, 2) as w:
-            w.write({"__key__": "0000000000", "hq.png": b"x", "lq.png": b"y", "json": b"{}"})
-            w.write({"__key__": "0000000001", "hq.png": b"x", "lq.jpg": b"y", "json": b"{}"})
+    with pytest.raises(ValueError, match="member 'lq.jpg'"), DatasetWriter(st).open_shard(0, 0, 2) as w:
+        w.write({"__key__": "0000000000", "hq.png": b"x", "lq.png": b"y", "json": b"{}"})
+        w.write({"__key__": "0000000001", "hq.png": b"x", "lq.jpg": b"y", "json": b"{}"})
     assert [p.name for p in (tmp_path / "shards").iterdir()] == []  # temp tar removed, no record
     with pytest.raises(ValueError, match="needs hq.png"):
         DatasetWriter(st).open_shard(0, 0, 1).write({"__key__": "0000000000", "hq.png": b"x", "json": b"{}"})
@@ -111,7 +117,7 @@ def test_lq_variants_are_written_and_read_back(layout, tmp_path):
     for k in range(3):
         assert np.array_equal(decode_png(s[f"lq_{k}.png"]), b["lq"][2][k])
     # the trainer reads them (one variant per draw) and balances by the drawn variant's type
-    hq, lq, k = decode_pair(s, np.random.default_rng(1))
+    _hq, lq, k = decode_pair(s, np.random.default_rng(1))
     assert np.array_equal(lq, b["lq"][2][k])
     assert degradation_type(meta, variant=1) == "rain"
     # the index names the variant members
@@ -192,7 +198,7 @@ def test_a_copied_but_intact_dataset_stays_committed(tmp_path):
 
 def test_verify_passes_a_clean_dataset_of_either_layout(tmp_path):
     for layout in LAYOUTS:
-        st, recs = two_shards(tmp_path / layout, layout)
+        st, _recs = two_shards(tmp_path / layout, layout)
         rep = verify_dataset(st)
         assert rep.ok, rep.problems
         assert rep.shards == 2 and rep.samples == 6
@@ -216,14 +222,14 @@ def test_verify_finds_a_corrupted_tar(tmp_path):
 
 
 def test_verify_finds_a_corrupted_folder_file_and_a_missing_one(tmp_path):
-    st, recs = two_shards(tmp_path, "folder")
+    st, _recs = two_shards(tmp_path, "folder")
     (tmp_path / "lq/0000000006.png").write_bytes(b"\x89PNG garbage")
     (tmp_path / "meta/0000000002.json").unlink()
     lines = [str(p) for p in verify_dataset(st).problems]
     assert any(x.startswith("shards/shard-000001.json: lq/0000000006.png has") for x in lines)  # size differs
     assert any(x.startswith("shards/shard-000000.json: meta/0000000002.json is missing") for x in lines)
     # same size, different bytes: found by the hash, and the image does not decode
-    st, recs = two_shards(tmp_path / "b", "folder")
+    st, _recs = two_shards(tmp_path / "b", "folder")
     f = tmp_path / "b/hq/0000000004.png"
     f.write_bytes(bytes(len(f.read_bytes())))
     lines = [str(p) for p in verify_dataset(st).problems]

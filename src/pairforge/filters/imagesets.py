@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pairforge.io.dataset import HQ, META, DatasetReader, is_dataset, iter_tar_samples, sample_meta
+from pairforge.io.dataset import (
+    HQ,
+    META,
+    DatasetReader,
+    is_dataset,
+    iter_tar_samples,
+    sample_meta,
+)
 from pairforge.io.images import ImageRejected, decode_image
 from pairforge.io.storage import open_storage
 

@@ -56,10 +56,6 @@ _FOLDER = {HQ: ("hq", "png"), LQ: ("lq", "png"), META: ("meta", "json"), PROMPT:
 _FOLDER_BACK = {(d, ext): m for m, (d, ext) in _FOLDER.items()}
 
 
-class DatasetError(ValueError):
-    """A dataset location that cannot be read as a pairforge dataset (message names what and why)."""
-
-
 # -- names -----------------------------------------------------------------------------------------
 
 def shard_name(shard: int) -> str:
@@ -213,10 +209,10 @@ class ShardWriter(abc.ABC):
         """Give up on the shard without a record (what was written stays uncommitted)."""
         self._done = True
 
-    def __enter__(self) -> ShardWriter:
+    def __enter__(self) -> ShardWriter:  # noqa: PYI034 (subclasses need no narrower type here)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type, _exc, _tb) -> None:
         if exc_type is not None and not self._done:
             self.abort()
 
@@ -243,8 +239,9 @@ class TarShardWriter(ShardWriter):
     def _put(self, key: str, members: list[tuple[str, bytes]]) -> None:
         if self._tar is None:
             self._tmp = self.storage.local_tempfile(tar_name(self.shard))
-            self._raw = open(self._tmp, "wb")
-            self._tar = tarfile.open(fileobj=_HashingWriter(self._raw, self._digest), mode="w", format=tarfile.USTAR_FORMAT)
+            self._raw = open(self._tmp, "wb")  # noqa: SIM115 (closed in _finish or abort)
+            self._tar = tarfile.open(fileobj=_HashingWriter(self._raw, self._digest), mode="w",  # noqa: SIM115
+                                     format=tarfile.USTAR_FORMAT)
         for m, data in members:
             self._tar.addfile(_tarinfo(f"{key}.{m}", len(data)), io.BytesIO(data))
 

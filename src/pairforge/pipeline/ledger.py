@@ -15,7 +15,13 @@ import time
 from pathlib import Path
 
 from pairforge.io import dataset
-from pairforge.io.dataset import SHARD_DIR, Check, record_files, record_layout, record_name
+from pairforge.io.dataset import (
+    SHARD_DIR,
+    Check,
+    record_files,
+    record_layout,
+    record_name,
+)
 from pairforge.io.storage import Storage
 
 RUN_JSON = "run.json"
