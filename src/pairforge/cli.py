@@ -60,7 +60,8 @@ def _summary_table(s) -> Table:
     return t
 
 
-def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address: Optional[str], quiet: bool = False):
+def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address: Optional[str], quiet: bool = False,
+                verify: bool = False):
     from pairforge.pipeline.runner import run_pipeline
     from pairforge.report import rejection_table
 
@@ -88,7 +89,8 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
         progress.update(state["task"], advance=rec["end"] - rec["start"], accepted=state["accepted"])
 
     try:
-        summary = run_pipeline(cfg, out, limit=limit, executor=executor, ray_address=ray_address, on_start=on_start, on_record=on_record)
+        summary = run_pipeline(cfg, out, limit=limit, executor=executor, ray_address=ray_address, on_start=on_start,
+                               on_record=on_record, verify=verify)
     finally:
         progress.stop()
     if not quiet:
@@ -108,6 +110,7 @@ def run(
     executor: str = typer.Option("ray", "--executor", help="ray (distributed, default) or local (one process, no Ray)"),
     set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
+    verify: bool = typer.Option(False, "--verify", help="on resume, check the sha256 of every committed shard (default: only of shards whose size or modification time looks wrong); a shard that fails is redone"),
 ):
     """Run a pipeline config into OUT; rerunning into the same OUT resumes where it stopped."""
     from pairforge.pipeline.ledger import ResumeConflict
@@ -119,7 +122,7 @@ def run(
     if executor not in ("ray", "local"):
         _fail(f"--executor must be ray or local, got {executor!r}")
     try:
-        execute_run(cfg, out, limit, executor, ray_address, quiet)
+        execute_run(cfg, out, limit, executor, ray_address, quiet, verify)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 
@@ -152,27 +155,43 @@ def validate(
     console.print("[green]config OK[/]")
 
 
+def _dataset_storage(directory: str):
+    """The storage of an existing pairforge dataset directory, or a clean error."""
+    from pairforge.io.dataset import is_dataset
+    from pairforge.io.storage import open_storage
+
+    try:
+        storage = open_storage(directory)
+        found = is_dataset(storage)
+    except (ValueError, OSError) as e:
+        _fail(f"{directory}: {e}")
+    if not found:
+        _fail(f"{directory} is not a pairforge dataset (no run.json, no shards/)")
+    return storage
+
+
 @app.command()
 def info(
     directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
     key: Optional[str] = typer.Option(None, "--key", help="print the JSON metadata of one sample"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="count by degradation type/severity and source (reads every sample's JSON, never an image)"),
 ):
-    """What a dataset directory holds: shards, samples, rejections by reason."""
-    from pairforge.io.storage import open_storage
-    from pairforge.preview import sample_meta
+    """What a dataset directory holds: shards, samples, rejections by reason, degradations, sources."""
+    from pairforge.io.dataset import META, DatasetReader, sample_meta
     from pairforge.report import dataset_info, print_info
 
-    storage = open_storage(directory)
-    if not storage.exists("run.json") and not storage.list("shards/"):
-        _fail(f"{directory} is not a pairforge dataset (no run.json, no shards/)")
+    storage = _dataset_storage(directory)
     if key is not None:
-        meta = sample_meta(storage, key)
-        if meta is None:
+        reader = DatasetReader(storage)
+        for p in reader.problems:
+            err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+        sample = reader.find(key, {META})
+        if sample is None:
             _fail(f"no accepted sample with key {key!r} in {directory}")
-        console.print_json(data=meta)
+        console.print_json(data=sample_meta(sample))
         return
-    data = dataset_info(storage)
+    data = dataset_info(storage, breakdown=breakdown)
     if as_json:
         console.print_json(data=data)
     else:
@@ -183,19 +202,49 @@ def info(
 def preview(
     directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
     out: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write"),
-    n: int = typer.Option(16, "--n", min=1, max=256, help="number of pairs"),
-    cell: int = typer.Option(192, "--cell", min=32, max=1024, help="pixels per image in the sheet"),
+    n: int = typer.Option(16, "--n", min=1, max=256, help="number of pairs, spread over the whole dataset"),
+    cell: int = typer.Option(192, "--cell", min=32, max=1024, help="pixels per image in the sheet (aspect ratios are kept)"),
+    columns: Optional[int] = typer.Option(None, "--columns", min=1, max=32, help="pairs per row (default 2; with --by type: pairs per type, default 4)"),
+    by: Optional[str] = typer.Option(None, "--by", help="'type': one row per degradation type"),
 ):
-    """Write a contact-sheet PNG of HQ | LQ pairs with their keys."""
-    from pairforge.io.storage import open_storage
-    from pairforge.preview import contact_sheet, load_pairs
+    """Write a contact-sheet PNG: HQ | LQ(s) per sample, each LQ labelled with its degradation."""
+    from pairforge.io.dataset import DatasetReader
+    from pairforge.preview import preview_sheet
 
-    pairs = load_pairs(open_storage(directory), n)
-    if not pairs:
+    if by not in (None, "type"):
+        _fail(f"--by must be 'type', got {by!r}")
+    reader = DatasetReader(_dataset_storage(directory))
+    for p in reader.problems:
+        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+    sheet = preview_sheet(reader, n=n, cell=cell, columns=columns, by=by)
+    if sheet is None:
         _fail(f"{directory} holds no committed pairs")
     out.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(pairs, cell=cell).save(out)
-    console.print(f"wrote {out} ({len(pairs)} pairs)")
+    sheet.save(out)
+    console.print(f"wrote {out} ({sheet.width}x{sheet.height})")
+
+
+@app.command()
+def verify(
+    directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
+    decode: bool = typer.Option(True, "--decode/--no-decode", help="also decode every image and parse every JSON"),
+    workers: int = typer.Option(4, "--workers", min=1, max=64, help="shards checked in parallel"),
+):
+    """Check every committed shard against its record: sha256, sample counts and keys, decodable members.
+
+    Prints one line per problem and exits with status 1 if there is any (a shard that fails is redone by
+    the next `pairforge run` into the same directory)."""
+    from pairforge.io.verify import verify_dataset
+
+    storage = _dataset_storage(directory)
+    report = verify_dataset(storage, decode=decode, workers=workers)
+    for p in report.problems:
+        console.print(str(p), highlight=False, markup=False, soft_wrap=True)
+    summary = f"{report.shards} committed shards, {report.samples} pairs, {report.bytes / 1e6:.1f} MB checked"
+    if report.problems:
+        err.print(f"[bold red]{len(report.problems)} problem(s)[/] in {summary}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"OK: {summary}", highlight=False)
 
 
 @app.command()

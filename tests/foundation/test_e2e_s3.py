@@ -42,6 +42,16 @@ def test_run_resume_info_preview_on_s3(s3_bucket, moto_s3, tmp_path):
     png = tmp_path / "p.png"
     pv = subprocess.run([sys.executable, "-m", "pairforge.cli", "preview", url, "--out", str(png)], capture_output=True, text=True, env=env)
     assert pv.returncode == 0 and png.exists()
+    vf = subprocess.run([sys.executable, "-m", "pairforge.cli", "verify", url], capture_output=True, text=True, env=env)
+    assert vf.returncode == 0 and vf.stdout.startswith("OK: 3 committed shards"), vf.stdout + vf.stderr
+    # a shard overwritten on the server after its commit: verify names it, a --verify resume redoes it
+    s3.put_object(Bucket=s3_bucket, Key="datasets/small/shards/shard-000000.tar", Body=b"\0" * 10240)
+    vf = subprocess.run([sys.executable, "-m", "pairforge.cli", "verify", url], capture_output=True, text=True, env=env)
+    assert vf.returncode == 1 and "shards/shard-000000.tar" in vf.stdout
+    r = subprocess.run(run + ["--verify"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "2 of 3 shards already committed" in r.stderr, r.stderr
+    vf = subprocess.run([sys.executable, "-m", "pairforge.cli", "verify", url], capture_output=True, text=True, env=env)
+    assert vf.returncode == 0, vf.stdout
 
 
 def test_files_source_reads_from_s3(s3_bucket, moto_s3, tmp_path):

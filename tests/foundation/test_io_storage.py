@@ -1,4 +1,5 @@
 import os
+import time
 
 import pytest
 
@@ -16,6 +17,10 @@ def _exercise(st):
     assert not os.path.exists(tmp)
     assert st.size("a/big.tar") == 1000
     assert st.list("a/") == ["a/b.json", "a/big.tar"]
+    stats = st.stats("a/")
+    assert list(stats) == ["a/b.json", "a/big.tar"] and stats["a/big.tar"].size == 1000
+    assert stats["a/big.tar"].mtime is not None and abs(stats["a/big.tar"].mtime - time.time()) < 3600
+    assert st.stats("nothing/") == {} and st.list("a/b.") == ["a/b.json"]
     st.delete("a/b.json")
     assert st.list("a/") == ["a/big.tar"]
 

@@ -26,6 +26,18 @@ def data_cfg(datasets, **kw) -> DataConfig:
 
 
 # ---------------------------------------------------------------------------------------------- shards
+def test_a_folder_layout_dataset_is_refused_with_the_reason(tmp_path):
+    from pairforge.io.dataset import DatasetWriter
+    from pairforge.io.storage import LocalStorage
+
+    with DatasetWriter(LocalStorage(tmp_path), layout="folder").open_shard(0, 0, 1) as w:
+        w.write({"__key__": "0000000000", "hq.png": png(np.zeros((8, 8, 3), np.uint8)),
+                 "lq.png": png(np.zeros((4, 4, 3), np.uint8)), "json": b"{}"})
+        w.commit()
+    with pytest.raises(ValueError, match="folder-layout dataset"):
+        resolve_shards(str(tmp_path))
+
+
 def test_resolve_shards_all_forms(small_sr, tmp_path):
     from_dir = resolve_shards(str(small_sr))
     assert len(from_dir) == 4 and all(u.endswith(".tar") for u in from_dir)
@@ -39,6 +51,11 @@ def test_resolve_shards_all_forms(small_sr, tmp_path):
     assert [u.rsplit("/", 1)[1] for u in resolve_shards(str(no_index))] == ["shard-000000.tar"]
     with pytest.raises(FileNotFoundError):
         resolve_shards(str(tmp_path / "missing"))
+    # ... and whose tar still has the recorded size (a truncated copy is not a committed shard)
+    no_index2 = write_dataset(tmp_path / "noidx2", 24, size=32, per_shard=12, write_index=False)
+    tar = no_index2 / "shards" / "shard-000000.tar"
+    tar.write_bytes(tar.read_bytes()[:-1024])
+    assert [u.rsplit("/", 1)[1] for u in resolve_shards(str(no_index2))] == ["shard-000001.tar"]
     with pytest.raises(ValueError, match="no shards"):
         resolve_shards(str(small_sr), "10:")
 

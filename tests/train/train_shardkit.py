@@ -8,7 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import skimage.data
-import webdataset as wds
+
+from pairforge.io.dataset import DatasetWriter
+from pairforge.io.storage import LocalStorage
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 _cache: dict[str, np.ndarray] = {}
@@ -47,22 +49,23 @@ def png(rgb: np.ndarray) -> bytes:
 def write_dataset(out: Path, n: int, *, size: int = 64, scale: int = 2, noise: float = 5.0, per_shard: int = 16, blur: float = 0.0,
                   seed: int = 0, types: dict[str, float] | None = None, variants: int = 1, start_index: int = 0,
                   corrupt: tuple[int, ...] = (), write_index: bool = True, tag: str | None = None) -> Path:
-    """A run directory with index.json and shards/shard-NNNNNN.tar (+ .json commit markers).
+    """A run directory with index.json and shards/shard-NNNNNN.tar (+ .json commit records), written by
+    pairforge's own shard writer.
 
     ``types`` draws a degradation type per sample with these probabilities (only the metadata differs);
     ``variants`` > 1 writes lq_0..lq_{K-1}; ``corrupt`` indices get an undecodable LQ."""
     out = Path(out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
+    storage = LocalStorage(out)
+    writer = DatasetWriter(storage)
     rng = np.random.default_rng(seed)
     names = list(types) if types else ["noise"]
     probs = np.array(list(types.values()), dtype=float) if types else np.ones(1)
     probs = probs / probs.sum()
     index = {"shards": [], "total_samples": 0}
     for s, lo in enumerate(range(0, n, per_shard)):
-        name = f"shards/shard-{s:06d}"
-        count = 0
-        with wds.TarWriter(str(out / f"{name}.tar")) as tw:
-            for i in range(lo, min(n, lo + per_shard)):
+        hi = min(n, lo + per_shard)
+        with writer.open_shard(s, start_index + lo, start_index + hi) as shard:
+            for i in range(lo, hi):
                 idx = start_index + i
                 key = f"{idx:010d}"
                 hq = hq_crop(rng, size)
@@ -70,19 +73,18 @@ def write_dataset(out: Path, n: int, *, size: int = 64, scale: int = 2, noise: f
                 meta = {"key": key, "index": idx, "source": {"kind": "skimage", "tag": tag},
                         "degradation": {"type": dtype, "scale": scale, "ops": [{"op": "noise", "sigma": noise}]},
                         "hq_size": [size, size], "lq_size": [size // scale, size // scale]}
-                sample = {"__key__": key, "hq.png": png(hq), "json": json.dumps(meta).encode()}
+                sample = {"__key__": key, "hq.png": png(hq)}
                 if variants > 1:
                     for k in range(variants):
                         sample[f"lq_{k}.png"] = png(degrade(hq, rng, scale, noise, blur))
                 else:
                     lq = png(degrade(hq, rng, scale, noise, blur))
                     sample["lq.png"] = b"not a png" if idx in corrupt else lq
-                tw.write(sample)
-                count += 1
-        (out / f"{name}.json").write_text(json.dumps({"samples": count}))
-        index["shards"].append({"name": f"{name}.tar", "samples": count,
-                                "bytes": (out / f"{name}.tar").stat().st_size})
-        index["total_samples"] += count
+                sample["json"] = json.dumps(meta).encode()
+                shard.write(sample)
+            rec = shard.commit()
+        index["shards"].append({"name": rec["tar"], "samples": rec["samples"], "bytes": rec["bytes"]})
+        index["total_samples"] += rec["samples"]
     if write_index:
         (out / "index.json").write_text(json.dumps(index))
     return out

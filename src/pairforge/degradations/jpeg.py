@@ -45,14 +45,6 @@ _RGB2YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -
 _YCC2RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]], dtype=np.float32)
 
 
-def encode_jpeg_rgb(img: np.ndarray, quality: int) -> bytes:
-    """Encode an RGB uint8 image with libjpeg-turbo (OpenCV), 4:2:0, given integer quality."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
 def decode_jpeg_rgb(data: bytes | np.ndarray) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if _IMREAD_RGB is not None:

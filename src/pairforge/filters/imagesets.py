@@ -6,16 +6,22 @@ committed shards (a shard whose commit record is missing does not exist).
 """
 from __future__ import annotations
 
-import json
 import os
 import posixpath
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pairforge.io.dataset import (
+    HQ,
+    META,
+    DatasetReader,
+    is_dataset,
+    iter_tar_samples,
+    sample_meta,
+)
 from pairforge.io.images import ImageRejected, decode_image
 from pairforge.io.storage import open_storage
 
@@ -32,56 +38,20 @@ class RunSample:
     hq_png: bytes | None
 
 
-def _iter_tar(fileobj, want_image: bool) -> Iterator[tuple[str, dict, bytes | None]]:
-    """(key, meta, hq bytes) per sample of a pairforge tar, streaming (members of a sample are adjacent)."""
-    cur_key, meta, hq = None, None, None
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-        for ti in tar:
-            if not ti.isfile():
-                continue
-            key, _, ext = ti.name.partition(".")
-            if key != cur_key:
-                if cur_key is not None:
-                    yield cur_key, meta or {}, hq
-                cur_key, meta, hq = key, None, None
-            if ext == "json":
-                meta = json.loads(tar.extractfile(ti).read())
-            elif ext == "hq.png" and want_image:
-                hq = tar.extractfile(ti).read()
-    if cur_key is not None:
-        yield cur_key, meta or {}, hq
-
-
-def committed_records(storage) -> list[dict]:
-    """The valid commit records of a run directory, in shard order."""
-    from pairforge.io.shards import committed_records as by_shard
-
-    return [rec for _sid, rec in sorted(by_shard(storage).items())]
-
-
 def is_run_dir(url: str) -> bool:
     try:
-        st = open_storage(url)
-        return st.exists("run.json") or bool(st.list("shards/"))
+        return is_dataset(open_storage(url))
     except (ValueError, OSError):
         return False
 
 
 def iter_run_samples(url: str, want_images: bool = True) -> Iterator[RunSample]:
-    """Every accepted sample of the committed shards of a run directory, in shard then index order."""
-    storage = open_storage(url)
-    for rec in committed_records(storage):
-        accepted = set(rec.get("accepted", []))
-        if rec.get("tar"):
-            with storage.open_read(rec["tar"]) as f:
-                for key, meta, hq in _iter_tar(f, want_images):
-                    if key in accepted or not accepted:
-                        yield RunSample(key, int(meta.get("index", int(key))), meta, hq)
-        else:  # folder layout: meta/KEY.json, hq/KEY.png
-            for key in rec.get("accepted", []):
-                meta = json.loads(storage.read_bytes(f"meta/{key}.json"))
-                hq = storage.read_bytes(f"hq/{key}.png") if want_images else None
-                yield RunSample(key, int(meta.get("index", int(key))), meta, hq)
+    """Every accepted sample of the committed shards of a run directory (either layout), in shard then
+    index order."""
+    members = {META, HQ} if want_images else {META}
+    for s in DatasetReader(open_storage(url)).iter_samples(members):
+        meta = sample_meta(s)
+        yield RunSample(s["__key__"], int(meta.get("index", int(s["__key__"]))), meta, s.get(HQ))
 
 
 def iter_images(source: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
@@ -99,10 +69,10 @@ def iter_images(source: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     p = Path(s)
     if p.is_file() and p.name.endswith(".tar"):
         with open(p, "rb") as f:
-            for key, _meta, hq in _iter_tar(f, True):
-                if hq is not None:
-                    img, _ = decode_image(hq, key)
-                    yield f"{s}#{key}", img
+            for smp in iter_tar_samples(f, {HQ}):
+                if HQ in smp:
+                    img, _ = decode_image(smp[HQ], smp["__key__"])
+                    yield f"{s}#{smp['__key__']}", img
         return
     if p.is_file():
         files = [p]

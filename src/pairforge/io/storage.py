@@ -12,9 +12,16 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 TMP_MARK = ".tmp-"
+
+
+class ObjectStat(NamedTuple):
+    """Size in bytes and modification time (seconds since the epoch; None where the store has none)."""
+
+    size: int
+    mtime: float | None
 
 
 class Storage(abc.ABC):
@@ -49,6 +56,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def size(self, name: str) -> int: ...
+
+    def stats(self, prefix: str = "") -> dict[str, ObjectStat]:
+        """Size and mtime of every object whose name starts with ``prefix`` (one listing, not one call each)."""
+        return {n: ObjectStat(self.size(n), None) for n in self.list(prefix)}
 
     def open_read(self, name: str):
         """A readable binary file object (default: in memory)."""
@@ -110,15 +121,27 @@ class LocalStorage(Storage):
         return self._path(name).exists()
 
     def list(self, prefix: str = "") -> list[str]:
-        if not self.root.exists():
+        # walk only the folder the prefix names (a run's hq/ folder can hold millions of files)
+        top = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        if not top.is_dir() or (top != self.root and self.root not in top.resolve().parents):
             return []
         out = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, _dirs, files in os.walk(top):
             for fn in files:
                 rel = os.path.relpath(os.path.join(dirpath, fn), self.root).replace(os.sep, "/")
                 if rel.startswith(prefix):
                     out.append(rel)
         return sorted(out)
+
+    def stats(self, prefix: str = "") -> dict[str, ObjectStat]:
+        out = {}
+        for name in self.list(prefix):
+            try:
+                st = os.stat(self.root / name)
+            except FileNotFoundError:  # removed between the listing and the stat
+                continue
+            out[name] = ObjectStat(st.st_size, st.st_mtime)
+        return out
 
     def delete(self, name: str) -> None:
         try:
@@ -221,6 +244,15 @@ class S3Storage(Storage):
             for obj in page.get("Contents", []):
                 out.append(obj["Key"][strip:])
         return sorted(out)
+
+    def stats(self, prefix: str = "") -> dict[str, ObjectStat]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        out = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            for obj in page.get("Contents", []):
+                out[obj["Key"][strip:]] = ObjectStat(int(obj["Size"]), obj["LastModified"].timestamp())
+        return dict(sorted(out.items()))
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(name))

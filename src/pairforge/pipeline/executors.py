@@ -9,7 +9,7 @@ import math
 import pickle
 from typing import Callable
 
-from pairforge.io.shards import FolderWriter, ShardWriter
+from pairforge.io.dataset import DatasetWriter, writer_for
 from pairforge.io.storage import open_storage
 from pairforge.pipeline.plan import Plan, PlanError, Segment, ShardSpec
 from pairforge.pipeline.shardwork import run_stages, shard_batch, write_batch
@@ -38,10 +38,9 @@ def attach_source_loader(stages: list[Stage], plan_source_stages: list[Stage] | 
         ctx.load_source_image = src.load_hq
 
 
-def make_writer(run_url: str, output) -> ShardWriter:
+def make_writer(run_url: str, output) -> DatasetWriter:
     """The writer for an output section: WebDataset tars or plain folders."""
-    cls = FolderWriter if output.format == "folder" else ShardWriter
-    return cls(open_storage(run_url), png_compression=output.png_compression, write_prompt=output.write_prompt)
+    return writer_for(open_storage(run_url), output)
 
 
 class LocalExecutor:

@@ -1,7 +1,8 @@
 """The run directory's bookkeeping: run.json, the files listing, commit records, index.json, cleanup.
 
-Resume = read the commit records, trust those whose tar is present with the recorded size and whose
-index range matches the plan, redo everything else. Temp files and tars without a record are removed
+Resume = read the commit records, trust those whose data is present with the recorded size (and, when it
+is newer than its record or ``run --verify`` asks, the recorded sha256) and whose index range matches the
+plan, redo everything else (:mod:`pairforge.io.dataset` decides what counts as committed). Temp files and tars without a record are removed
 at the end of a run, after every planned shard has been committed (never before: a straggler worker
 of a killed run may still be renaming one)."""
 from __future__ import annotations
@@ -13,7 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from pairforge.io.shards import SHARD_DIR, committed_records, shard_name  # noqa: F401 (re-exported)
+from pairforge.io import dataset
+from pairforge.io.dataset import (
+    SHARD_DIR,
+    Check,
+    record_files,
+    record_layout,
+    record_name,
+)
 from pairforge.io.storage import Storage
 
 RUN_JSON = "run.json"
@@ -105,27 +113,39 @@ def is_done(rec: dict | None, start: int, end: int) -> bool:
     return rec is not None and rec.get("start") == start and rec.get("end") == end
 
 
+def committed_records(storage: Storage, check: Check = "mtime") -> dict[int, dict]:
+    """Commit records whose data is intact, by shard id; a record that is malformed or whose data is
+    missing or changed is logged as a warning naming the file, and its shard is redone."""
+    return dataset.committed_records(storage, check)
+
+
 def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -> dict:
     wanted = {s.shard for s in plan_shards}
     mine = {sid: r for sid, r in sorted(records.items()) if sid in wanted}
-    shards = [
-        {"name": r["tar"], "shard": sid, "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
-        for sid, r in mine.items()
-        if r.get("tar")
-    ]
+    layouts = {record_layout(r) for r in mine.values() if r["samples"]} or {"webdataset"}
+    shards = []
+    for sid, r in mine.items():
+        if not r["samples"]:
+            continue
+        entry = {"shard": sid, "samples": r["samples"], "bytes": r["bytes"], "record": record_name(sid)}
+        if r.get("tar"):
+            entry.update(name=r["tar"], sha256=r["sha256"])
+        shards.append(entry)
     rejected: dict[str, int] = {}
-    for sid, r in records.items():
-        if sid in wanted:
-            for k, v in r.get("rejected_counts", {}).items():
-                rejected[k] = rejected.get(k, 0) + v
+    members: set[str] = set()
+    for sid, r in mine.items():
+        for k, v in r.get("rejected_counts", {}).items():
+            rejected[k] = rejected.get(k, 0) + v
+        members |= set(r.get("members") or [])
+    lqs = sorted((m for m in members if m.startswith("lq")), key=lambda m: (len(m), m)) or [dataset.LQ]
     index = {
-        "format": "pairforge-webdataset",
+        "format": "pairforge-webdataset" if layouts == {"webdataset"} else "pairforge-" + "+".join(sorted(layouts)),
         "version": 1,
         "shards": shards,
         "total_samples": sum(r["samples"] for r in mine.values()),
-        "total_inputs": sum(records[s.shard]["end"] - records[s.shard]["start"] for s in plan_shards if s.shard in records),
+        "total_inputs": sum(r["end"] - r["start"] for r in mine.values()),
         "rejected": dict(sorted(rejected.items())),
-        "members": ["hq.png", "lq.png", "json", "txt (optional)"],
+        "members": [dataset.HQ, *lqs, dataset.META, dataset.PROMPT + " (optional)"],
     }
     storage.write_bytes(INDEX_JSON, json.dumps(index, indent=2).encode())
     return index
@@ -137,9 +157,8 @@ def cleanup(storage: Storage, records: dict[int, dict], plan_shards: list) -> li
     wanted = {s.shard for s in plan_shards}
     for sid, r in records.items():
         if sid in wanted:
-            keep.add(shard_name(sid) + ".json")
-            if r.get("tar"):
-                keep.add(r["tar"])
+            keep.add(record_name(sid))
+            keep.update(f for f in record_files(r) if f.startswith(SHARD_DIR + "/"))
     gone = [n for n in storage.list(SHARD_DIR + "/") if n not in keep]
     storage.delete_many(gone)
     return gone

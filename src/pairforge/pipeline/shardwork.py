@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pairforge.batch import Batch, live_rows, new_batch
-from pairforge.io.shards import ShardWriter
+from pairforge.io.dataset import DatasetWriter
 from pairforge.stage import Stage
 
 
@@ -50,5 +50,5 @@ def shard_batch(start: int, end: int) -> Batch:
     return new_batch(list(range(start, end)))
 
 
-def write_batch(writer: ShardWriter, shard: int, start: int, end: int, batch: Batch, timings: dict) -> dict:
-    return writer.write_shard(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}})
+def write_batch(writer: DatasetWriter, shard: int, start: int, end: int, batch: Batch, timings: dict) -> dict:
+    return writer.write_batch(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}})

@@ -7,12 +7,11 @@ transpose is applied to both images, so the pair stays pixel-aligned.
 from __future__ import annotations
 
 import json
-import re
 
 import cv2
 import numpy as np
 
-_LQ_VARIANT = re.compile(r"^lq_(\d+)\.[a-z0-9]+$")
+from pairforge.io.dataset import lq_members
 
 
 class BadSample(Exception):
@@ -29,15 +28,6 @@ def _member(sample: dict, stem: str) -> str | None:
         if k.startswith(stem + ".") and k.count(".") == 1 and k != stem + ".json":
             return k
     return None
-
-
-def lq_members(sample: dict) -> list[str]:
-    """Names of the LQ members: ``[lq.png]`` or the variants ``lq_0.png .. lq_{K-1}.png`` in order."""
-    variants = sorted(((int(m.group(1)), k) for k in sample if (m := _LQ_VARIANT.match(k))), key=lambda t: t[0])
-    if variants:
-        return [k for _, k in variants]
-    single = _member(sample, "lq")
-    return [single] if single else []
 
 
 def sample_meta(sample: dict) -> dict:
@@ -60,8 +50,12 @@ def lookup(meta: dict, dotted: str):
     return node
 
 
-def degradation_type(meta: dict, field: str = "degradation.type") -> str:
-    """The sample's degradation type for balancing (``field``, then ``degradation.chain``)."""
+def degradation_type(meta: dict, field: str = "degradation.type", variant: int = 0) -> str:
+    """The sample's degradation type for balancing (``field``, then ``degradation.chain``); with K LQ
+    variants ``meta["degradation"]`` is a list and variant ``variant``'s type is used."""
+    deg = meta.get("degradation")
+    if isinstance(deg, list):
+        meta = {**meta, "degradation": deg[variant] if 0 <= variant < len(deg) else None}
     for path in (field, "degradation.chain"):
         v = lookup(meta, path)
         if isinstance(v, (str, int)) and v != "":

@@ -1,7 +1,7 @@
 """Turn a dataset location into the list of shard urls the loader streams from.
 
 Accepted forms: a pairforge run directory (local or ``s3://``) whose ``index.json`` lists the committed
-shards (without an index, the shards that have their commit marker), an ``index.json`` itself, a brace
+shards (without an index, the committed shards: a valid commit record and a tar of the recorded size), an ``index.json`` itself, a brace
 pattern (``dir/shard-{000000..000009}.tar``) or an explicit list of tar urls.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import braceexpand
 
+from pairforge.io.dataset import DatasetReader
 from pairforge.io.storage import open_storage
 
 
@@ -28,9 +29,16 @@ def _join(base: str, name: str) -> str:
     return str(Path(base) / name)
 
 
+def _folder_error(origin: str) -> ValueError:
+    return ValueError(f"{origin} is a folder-layout dataset (hq/ lq/ meta/ files); the trainer streams WebDataset "
+                      "shards: write the pairs with output.format: webdataset")
+
+
 def _from_index(base: str, index: dict, origin: str) -> list[str]:
     if "shards" not in index:
         raise ValueError(f"{origin}: not a pairforge index (no 'shards' list)")
+    if str(index.get("format", "")).startswith("pairforge-") and "folder" in index["format"]:
+        raise _folder_error(origin)
     out = []
     for entry in index["shards"]:
         name = entry.get("name") if isinstance(entry, dict) else entry
@@ -45,11 +53,11 @@ def _from_directory(url: str) -> list[str]:
     if storage.exists("index.json"):
         return _from_index(storage.url if url.startswith("s3://") else str(Path(url).resolve()),
                            json.loads(storage.read_bytes("index.json")), _join(url, "index.json"))
-    names = storage.list("shards/")
-    committed = {n[: -len(".json")] for n in names if n.endswith(".json")}
-    tars = [n for n in names if n.endswith(".tar") and n[: -len(".tar")] in committed]
+    reader = DatasetReader(storage)  # without an index: the shards committed so far (record + intact tar)
+    if "folder" in reader.layouts():
+        raise _folder_error(url)
     base = storage.url if url.startswith("s3://") else str(Path(url).resolve())
-    return [_join(base, n) for n in tars]
+    return [_join(base, r["tar"]) for r in reader.records() if r.get("tar")]
 
 
 def _apply_slice(urls: list[str], select: str | None) -> list[str]:
