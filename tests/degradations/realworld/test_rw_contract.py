@@ -164,3 +164,23 @@ def test_any_type_any_size_stays_valid(name, seed, h, w, severity, photos):
     json.dumps(params, allow_nan=False)
     stat = t.statistic(hq, lq, params, aux_for(hq))
     json.dumps(stat, allow_nan=False)  # unmeasurable statistics are None, never NaN
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_non_uint8_input_is_one_clear_error(name, dtype, photos):
+    """Every type and the composition refuse non-uint8 images with the same message (no recursion)."""
+    from pairforge.degradations.realworld import RealWorldDegradeConfig
+    from pairforge.degradations.realworld.common import image_to_linear
+
+    img = photos[0].astype(dtype)
+    if dtype != np.uint16:
+        img = img / 255.0
+    t = make_type(name)
+    params = t.sample(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"take uint8 RGB images \(0-255\), got dtype " + np.dtype(dtype).name):
+        t.apply(img, params, aux_for(photos[0]))
+    with pytest.raises(ValueError, match="take uint8 RGB images"):
+        RealWorldDegradeConfig(weights={name: 1.0}).build().degrade([img], [0], [aux_for(photos[0])])
+    with pytest.raises(ValueError, match="take uint8 RGB images"):
+        image_to_linear(img)

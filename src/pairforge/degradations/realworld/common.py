@@ -66,10 +66,14 @@ _LINEAR_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
 def image_to_linear(image: np.ndarray) -> np.ndarray:
-    """uint8 sRGB image -> float32 linear light (a table lookup)."""
-    if image.dtype == np.uint8:
-        return _LINEAR_LUT[image]
-    return image_to_linear(image)
+    """uint8 sRGB image -> float32 linear light (a table lookup). Only uint8 is accepted: a float image
+    has no agreed scale (0-1 or 0-255), so guessing would silently give wrong light levels."""
+    dtype = getattr(image, "dtype", None)
+    if dtype != np.uint8:
+        raise ValueError(
+            f"real-world degradations take uint8 RGB images (0-255), got dtype {dtype or type(image).__name__}; "
+            f"convert first, e.g. np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for floats in [0, 1]")
+    return _LINEAR_LUT[image]
 
 
 def luminance(x: np.ndarray) -> np.ndarray:
@@ -236,11 +240,11 @@ class RealWorldType(abc.ABC):
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(
-            f"expected a uint8 RGB array H x W x 3, got {getattr(image, 'dtype', type(image))} "
-            f"{getattr(image, 'shape', '')}"
-        )
+    """The one input check of every type and of the composition: uint8 RGB, H x W x 3, min side 8."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        image_to_linear(image)  # raises the dtype error (one wording everywhere)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"real-world degradations take uint8 RGB arrays H x W x 3, got shape {image.shape}")
     if min(image.shape[:2]) < 8:
         raise ValueError(f"image too small for real-world degradations: {image.shape[:2]} (min side 8)")
     return image

@@ -32,7 +32,7 @@ from pairforge.degradations.realworld.rain import RainConfig
 from pairforge.degradations.realworld.reflection import ReflectionConfig
 from pairforge.degradations.realworld.registry import NAMES, ORDER, make_type
 from pairforge.degradations.realworld.segments import SegmentsConfig
-from pairforge.degradations.realworld.strength import psnr_ssim
+from pairforge.degradations.realworld.strength import psnr, psnr_ssim
 from pairforge.degradations.realworld.webtail import (
     WebTailConfig,
     apply_tail,
@@ -193,7 +193,7 @@ class RealWorldDegrader(Degrader):
             p.update(jsonable(t.bind(x, p, local)))
             y = t.apply(x, p, local)
             stat = tidy(t.statistic(x, y, p, local))
-            stat["psnr"] = _psnr(x, y)
+            stat["psnr"] = psnr(x, y)
             p.pop("type", None)
             ops.append({"op": n, **p, "stat": stat})
             stats[n] = stat
@@ -203,12 +203,8 @@ class RealWorldDegrader(Degrader):
             ops.append(tail)
         record["web_tail"] = tail is not None
         record["ops"] = ops
-        strength = psnr_ssim(image, x) if self.config.measure_ssim else {"psnr": _psnr(image, x)}
+        strength = psnr_ssim(image, x) if self.config.measure_ssim else {"psnr": psnr(image, x)}
         strength["stats"] = stats
         record["strength"] = strength
         return DegradeResult(lq=np.ascontiguousarray(x), params=tidy(record))
 
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else round(min(100.0, 10 * np.log10(255.0**2 / mse)), 4)

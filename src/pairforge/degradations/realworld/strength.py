@@ -19,16 +19,39 @@ def gray(image: np.ndarray) -> np.ndarray:
     return luminance(to_float(image))
 
 
-def psnr_ssim(hq: np.ndarray, lq: np.ndarray) -> dict:
-    """PSNR (dB, capped at 100 for identical images) and SSIM of LQ vs HQ (scikit-image)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+def psnr(hq: np.ndarray, lq: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (capped at 100 for identical ones), through OpenCV."""
+    v = float(cv2.PSNR(np.ascontiguousarray(hq), np.ascontiguousarray(lq), 255.0))
+    return round(min(v, 100.0), 4)
 
+
+def ssim(hq: np.ndarray, lq: np.ndarray, win_size: int = 7) -> float:
+    """Mean SSIM over channels with scikit-image's defaults (7 x 7 uniform window, sample covariance,
+    K1 = 0.01, K2 = 0.03, data range 255, borders cropped), computed with OpenCV box filters in float32.
+
+    Why not ``skimage.metrics.structural_similarity``: it costs ~100 ms at 512 px, as much as the
+    degradation itself; this is ~10x faster and agrees with it to ~1e-4."""
+    a = np.asarray(hq, dtype=np.float32)
+    b = np.asarray(lq, dtype=np.float32)
+    win = max(3, min(win_size, min(a.shape[:2]) // 2 * 2 - 1))
+    box = lambda x: cv2.boxFilter(x, cv2.CV_32F, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
+    n = win * win
+    cov = n / (n - 1.0)
+    ma, mb = box(a), box(b)
+    vaa = cov * (box(a * a) - ma * ma)
+    vbb = cov * (box(b * b) - mb * mb)
+    vab = cov * (box(a * b) - ma * mb)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * ma * mb + c1) * (2 * vab + c2)) / ((ma * ma + mb * mb + c1) * (vaa + vbb + c2))
+    pad = (win - 1) // 2
+    return float(s[pad:s.shape[0] - pad, pad:s.shape[1] - pad].astype(np.float64).mean())
+
+
+def psnr_ssim(hq: np.ndarray, lq: np.ndarray) -> dict:
+    """PSNR (dB, capped at 100 for identical images) and SSIM of LQ vs HQ."""
     if np.array_equal(hq, lq):
         return {"psnr": 100.0, "ssim": 1.0}
-    psnr = float(peak_signal_noise_ratio(hq, lq, data_range=255))
-    win = min(7, min(hq.shape[:2]) // 2 * 2 - 1)
-    ssim = float(structural_similarity(hq, lq, data_range=255, channel_axis=2, win_size=max(3, win)))
-    return {"psnr": round(min(psnr, 100.0), 4), "ssim": round(ssim, 5)}
+    return {"psnr": psnr(hq, lq), "ssim": round(ssim(hq, lq), 5)}
 
 
 def laplacian_energy(g: np.ndarray) -> float:
