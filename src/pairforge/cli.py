@@ -39,11 +39,12 @@ def _load(config: str, overrides: list[str] | None):
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors a user fixes (missing weights, a worker that could not start): printed, no traceback."""
+    from pairforge.errors import UserError
     from pairforge.filters.iqa import MissingWeightsError
     from pairforge.pipeline.executors import WorkerSetupError
     from pairforge.synthesis.models import MissingModelError
 
-    return (MissingWeightsError, WorkerSetupError, MissingModelError)
+    return (MissingWeightsError, WorkerSetupError, MissingModelError, UserError)
 
 
 def _summary_table(s) -> Table:
@@ -61,7 +62,7 @@ def _summary_table(s) -> Table:
 
 
 def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address: Optional[str], quiet: bool = False,
-                verify: bool = False):
+                verify: bool = False, allow_shrink: bool = False):
     from pairforge.pipeline.runner import run_pipeline
     from pairforge.report import rejection_table
 
@@ -90,7 +91,7 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
 
     try:
         summary = run_pipeline(cfg, out, limit=limit, executor=executor, ray_address=ray_address, on_start=on_start,
-                               on_record=on_record, verify=verify)
+                               on_record=on_record, verify=verify, allow_shrink=allow_shrink)
     finally:
         progress.stop()
     if not quiet:
@@ -111,18 +112,18 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
     verify: bool = typer.Option(False, "--verify", help="on resume, check the sha256 of every committed shard (default: only of shards whose size or modification time looks wrong); a shard that fails is redone"),
+    allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a plan smaller than OUT's committed shards (e.g. a lower --limit) delete the shards outside it (default: refuse, naming them)"),
 ):
     """Run a pipeline config into OUT; rerunning into the same OUT resumes where it stopped."""
     from pairforge.pipeline.ledger import ResumeConflict
     from pairforge.pipeline.plan import PlanError
-
     from pairforge.sources.files import SourceListingError
 
     cfg = _load(config, set_)
     if executor not in ("ray", "local"):
         _fail(f"--executor must be ray or local, got {executor!r}")
     try:
-        execute_run(cfg, out, limit, executor, ray_address, quiet, verify)
+        execute_run(cfg, out, limit, executor, ray_address, quiet, verify, allow_shrink)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 
@@ -263,8 +264,7 @@ def degrade(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Degrade existing photos into HQ/LQ pairs, without Ray by default (the offline use case)."""
-    from pairforge.config import ConfigError, parse_config
-    from pairforge.config import degrade_section_for_preset
+    from pairforge.config import ConfigError, degrade_section_for_preset, parse_config
 
     if fmt not in ("shards", "folder"):
         _fail(f"--format must be shards or folder, got {fmt!r}")

@@ -1,4 +1,3 @@
-import os
 import time
 
 import pytest
@@ -10,11 +9,14 @@ def _exercise(st):
     st.write_bytes("a/b.json", b"{}")
     assert st.read_bytes("a/b.json") == b"{}"
     assert st.exists("a/b.json") and not st.exists("a/c.json")
-    tmp = st.local_tempfile("a/big.tar")
-    with open(tmp, "wb") as f:
-        f.write(b"x" * 1000)
-    st.put_file("a/big.tar", tmp)
-    assert not os.path.exists(tmp)
+    f = st.open_staging("a/big.tar")
+    f.write(b"x" * 1000)
+    assert not st.exists("a/big.tar")  # invisible until committed
+    st.commit_staging("a/big.tar", f)
+    assert f.closed
+    dropped = st.open_staging("a/dropped.tar")
+    dropped.write(b"y")
+    st.discard_staging(dropped)
     assert st.size("a/big.tar") == 1000
     assert st.list("a/") == ["a/b.json", "a/big.tar"]
     stats = st.stats("a/")

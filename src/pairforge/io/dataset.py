@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import tarfile
 import time
@@ -231,15 +230,13 @@ class TarShardWriter(ShardWriter):
 
     def __init__(self, storage: Storage, shard: int, start: int, end: int):
         super().__init__(storage, shard, start, end)
-        self._tmp: str | None = None
         self._raw = None
         self._tar: tarfile.TarFile | None = None
         self._digest = hashlib.sha256()
 
     def _put(self, key: str, members: list[tuple[str, bytes]]) -> None:
         if self._tar is None:
-            self._tmp = self.storage.local_tempfile(tar_name(self.shard))
-            self._raw = open(self._tmp, "wb")  # noqa: SIM115 (closed in _finish or abort)
+            self._raw = self.storage.open_staging(tar_name(self.shard))
             self._tar = tarfile.open(fileobj=_HashingWriter(self._raw, self._digest), mode="w",  # noqa: SIM115
                                      format=tarfile.USTAR_FORMAT)
         for m, data in members:
@@ -250,8 +247,7 @@ class TarShardWriter(ShardWriter):
             return {"tar": None, "bytes": 0, "sha256": None}
         self._tar.close()
         n_bytes = self._raw.tell()
-        self._raw.close()
-        self.storage.put_file(tar_name(self.shard), self._tmp)
+        self.storage.commit_staging(tar_name(self.shard), self._raw)
         self._tar = None
         return {"tar": tar_name(self.shard), "bytes": n_bytes, "sha256": self._digest.hexdigest()}
 
@@ -260,13 +256,9 @@ class TarShardWriter(ShardWriter):
         if self._tar is not None:
             try:
                 self._tar.close()
-                self._raw.close()
             finally:
                 self._tar = None
-                try:
-                    os.unlink(self._tmp)
-                except OSError:
-                    pass
+                self.storage.discard_staging(self._raw)
 
 
 class FolderShardWriter(ShardWriter):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import abc
 import os
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import BinaryIO, Iterable, NamedTuple
 
 TMP_MARK = ".tmp-"
 
@@ -37,12 +36,18 @@ class Storage(abc.ABC):
         """Write so that readers see either the old object or the complete new one."""
 
     @abc.abstractmethod
-    def put_file(self, name: str, local_path: str) -> None:
-        """Move a complete local file (ownership passes to the store) so it becomes visible atomically."""
+    def open_staging(self, name: str) -> BinaryIO:
+        """A writable, seekable binary file to build ``name`` in; :meth:`commit_staging` makes it visible
+        atomically, :meth:`discard_staging` drops it. Nothing is left behind by a process killed in
+        between except where the next run's cleanup finds it (see the subclasses)."""
 
     @abc.abstractmethod
-    def local_tempfile(self, name: str) -> str:
-        """A local scratch path to build ``name`` in before :meth:`put_file` (same filesystem if local)."""
+    def commit_staging(self, name: str, f: BinaryIO) -> None:
+        """Make what was written to ``f`` (from :meth:`open_staging`) visible as ``name``; closes ``f``."""
+
+    def discard_staging(self, f: BinaryIO) -> None:
+        """Close ``f`` without making it visible, removing its data."""
+        f.close()
 
     @abc.abstractmethod
     def exists(self, name: str) -> bool: ...
@@ -99,23 +104,25 @@ class LocalStorage(Storage):
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def put_file(self, name: str, local_path: str) -> None:
+    def open_staging(self, name: str) -> BinaryIO:
+        """A temp file next to ``name`` (``NAME.tmp-<uuid>``: commit is a rename, not a copy). One left by
+        a killed process stays in the run directory until the run's cleanup removes it."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not _same_fs(local_path, path.parent):
-            tmp = self.local_tempfile(name)
-            shutil.copyfile(local_path, tmp)
-            os.unlink(local_path)
-            local_path = tmp
-        with open(local_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(local_path, path)
+        return open(path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}"), "w+b")  # noqa: SIM115
 
-    def local_tempfile(self, name: str) -> str:
-        """A temp path on the same filesystem as ``name`` (so put_file is a rename, not a copy)."""
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return str(path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}"))
+    def commit_staging(self, name: str, f: BinaryIO) -> None:
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(f.name, self._path(name))
+
+    def discard_staging(self, f: BinaryIO) -> None:
+        f.close()
+        try:
+            os.unlink(f.name)
+        except FileNotFoundError:
+            pass
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
@@ -157,13 +164,6 @@ class LocalStorage(Storage):
 
     def uri(self, name: str) -> str:
         return str(self._path(name))
-
-
-def _same_fs(a: str, b: Path) -> bool:
-    try:
-        return os.stat(a).st_dev == os.stat(b).st_dev
-    except OSError:
-        return False
 
 
 class S3Storage(Storage):
@@ -211,18 +211,19 @@ class S3Storage(Storage):
     def write_bytes(self, name: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
 
-    def put_file(self, name: str, local_path: str) -> None:
-        # upload_file uses multipart above its threshold; the object appears only on completion
-        self.client.upload_file(local_path, self.bucket, self._key(name))
-        try:
-            os.unlink(local_path)
-        except FileNotFoundError:
-            pass
+    def open_staging(self, name: str) -> BinaryIO:
+        """An anonymous local temp file (unlinked from the start), so the kernel frees it when the
+        process ends, kill -9 included: nothing is left in ``$TMPDIR`` for anyone to clean."""
+        return tempfile.TemporaryFile(prefix="pairforge-")  # noqa: SIM115
 
-    def local_tempfile(self, name: str) -> str:
-        fd, path = tempfile.mkstemp(prefix="pairforge-", suffix="-" + name.replace("/", "_"))
-        os.close(fd)
-        return path
+    def commit_staging(self, name: str, f: BinaryIO) -> None:
+        # upload_fileobj uses multipart above its threshold; the object appears only on completion
+        try:
+            f.flush()
+            f.seek(0)
+            self.client.upload_fileobj(f, self.bucket, self._key(name))
+        finally:
+            f.close()
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from pairforge.errors import UserError
 from pairforge.io import dataset
 from pairforge.io.dataset import (
     SHARD_DIR,
@@ -33,6 +34,53 @@ RESUME_FREE_RUN_KEYS = ("num_samples", "device")
 
 class ResumeConflict(ValueError):
     pass
+
+
+class ShrinkRefused(UserError):
+    """A plan smaller than what the run directory holds would delete committed shards."""
+
+
+#: the ``run`` flag that lets a smaller plan delete committed shards outside it
+SHRINK_FLAG = "--allow-shrink"
+
+
+def check_shrink(storage: Storage, records: dict[int, dict], plan_shards: list, allowed: bool = False) -> list[int]:
+    """Committed shards a plan would delete: those outside it, and those whose range it cuts short (a
+    shard redone with fewer inputs replaces its record). Raises :class:`ShrinkRefused` naming them, what
+    they hold, and the flag that allows it, unless ``allowed``; returns their ids.
+
+    Why refuse rather than keep them aside: a record outside ``index.json`` would still be read by
+    ``info``, ``verify`` and the trainer's directory loader, and the cut-short last shard cannot be kept
+    at all (the smaller plan rewrites it)."""
+    planned = {s.shard: s for s in plan_shards}
+    lost = []
+    for sid, r in sorted(records.items()):
+        s = planned.get(sid)
+        if s is None or s.start > r.get("start", 0) or s.end < r.get("end", 0):
+            lost.append(sid)
+    if lost and not allowed:
+        recs = [records[s] for s in lost]
+        pairs = sum(int(r.get("samples", 0)) for r in recs)
+        size = sum(int(r.get("bytes", 0)) for r in recs)
+        inputs = max(r["end"] for r in records.values())
+        new = max((s.end for s in plan_shards), default=0)
+        raise ShrinkRefused(
+            f"{storage.url} holds {inputs} committed inputs but this plan has {new}: it would delete "
+            f"{len(lost)} committed shard(s) ({_ranges(lost)}; {pairs} pairs, {size / 1e6:.1f} MB). Rerun without "
+            f"--limit (or with --limit {inputs}) to keep them, use a new --out, or pass {SHRINK_FLAG} to delete them."
+        )
+    return lost
+
+
+def _ranges(ids: list[int]) -> str:
+    out, i = [], 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(f"shard {ids[i]}" if i == j else f"shards {ids[i]}-{ids[j]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 def package_versions() -> dict[str, str]:

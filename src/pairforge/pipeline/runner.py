@@ -7,6 +7,7 @@ from typing import Callable
 
 from pairforge.batch import Batch
 from pairforge.config import PipelineConfig, config_to_dict
+from pairforge.io.runlock import RunLock, acquire_run_lock
 from pairforge.io.storage import Storage, open_storage
 from pairforge.pipeline import ledger
 from pairforge.pipeline.executors import executor_for
@@ -106,17 +107,31 @@ def run_pipeline(
     on_start: Callable[[Plan, int, int], None] | None = None,
     on_record: Callable[[dict], None] | None = None,
     verify: bool = False,
+    allow_shrink: bool = False,
 ) -> RunSummary:
     """``verify``: check the sha256 of every committed shard before trusting it (else only those whose
-    size or modification time looks wrong); a shard that fails is redone."""
+    size or modification time looks wrong); a shard that fails is redone. ``allow_shrink``: let a plan
+    smaller than the run directory's committed shards delete those outside it (else refused).
+
+    The run directory's lock is held from before the first write to the end, so a second writer is
+    refused instead of deleting this run's in-flight files."""
     t0 = time.perf_counter()
     storage = open_storage(out)
+    with acquire_run_lock(storage) as lock:
+        return _run_locked(config, storage, lock, t0, limit, executor, ray_address, on_start, on_record, verify,
+                           allow_shrink)
+
+
+def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: float, limit: int | None, executor: str,
+                ray_address: str | None, on_start: Callable[[Plan, int, int], None] | None,
+                on_record: Callable[[dict], None] | None, verify: bool, allow_shrink: bool) -> RunSummary:
     plan = make_plan(config, storage.url, limit)
     resolved = config_to_dict(config)
     resolved["run"]["num_samples"] = plan.num_samples
-    ledger.start_run(storage, resolved, plan.describe())
     shards = plan.shards()
     done = ledger.committed_records(storage, check="hash" if verify else "mtime")
+    ledger.check_shrink(storage, done, shards, allowed=allow_shrink)
+    ledger.start_run(storage, resolved, plan.describe())
     pending = [s for s in shards if not ledger.is_done(done.get(s.shard), s.start, s.end)]
     if on_start:
         on_start(plan, len(shards), len(pending))
@@ -131,6 +146,7 @@ def run_pipeline(
             on_record(rec)
 
     executor_for(executor, config.ray, ray_address).run(plan, pending, record_cb)
+    lock.check()
     records = ledger.committed_records(storage)
     missing = [s.shard for s in shards if not ledger.is_done(records.get(s.shard), s.start, s.end)]
     if missing:
