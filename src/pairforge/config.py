@@ -1,31 +1,21 @@
 """The run configuration: pydantic models of the YAML, the one place that knows every option.
 
-Each library package owns the models of its own section (sources, filters, degradations, synthesis);
-this module composes them. Unknown keys, wrong types and impossible values are errors that name the
+Each library package owns the models of its own section (sources, filters, degradations, synthesis)
+and registers them in :mod:`pairforge.registry`; this module composes the registered ones. Unknown keys, wrong types and impossible values are errors that name the
 field (see :func:`load_config`).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from pairforge.configbase import Resources, StrictModel
-from pairforge.degradations.chain.config import ChainDegradeConfig
-from pairforge.degradations.realworld.degrader import RealWorldDegradeConfig
 from pairforge.degradations.simple import SimpleDegradeConfig
-from pairforge.filters.config import (
-    ClassifierFilterConfig,
-    DedupFilterConfig,
-    IQAFilterConfig,
-    JudgeFilterConfig,
-    PrivacyFilterConfig,
-    SanityFilterConfig,
-)
-from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
-from pairforge.synthesis.config import SynthesisSourceConfig
+from pairforge.registry import DEGRADERS, FILTERS, SOURCES
+from pairforge.sources.config import BundledSourceConfig
 
 
 class RunSection(StrictModel):
@@ -49,23 +39,10 @@ class RaySection(StrictModel):
     object_store_memory: int | None = Field(None, ge=78_643_200)
 
 
-SourceConfig = Annotated[
-    Union[BundledSourceConfig, FilesSourceConfig, SynthesisSourceConfig], Field(discriminator="kind")
-]
-FilterConfig = Annotated[
-    Union[
-        SanityFilterConfig,
-        IQAFilterConfig,
-        JudgeFilterConfig,
-        PrivacyFilterConfig,
-        DedupFilterConfig,
-        ClassifierFilterConfig,
-    ],
-    Field(discriminator="kind"),
-]
-DegradeConfig = Annotated[
-    Union[SimpleDegradeConfig, ChainDegradeConfig, RealWorldDegradeConfig], Field(discriminator="kind")
-]
+#: the discriminated unions of every registered kind (see :mod:`pairforge.registry`)
+SourceConfig = SOURCES.union()
+FilterConfig = FILTERS.union()
+DegradeConfig = DEGRADERS.union()
 
 
 class WriterConfig(StrictModel):

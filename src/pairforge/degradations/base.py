@@ -27,3 +27,10 @@ class Degrader(abc.ABC):
     ) -> list[DegradeResult]:
         """Degrade a batch. ``images`` are uint8 RGB arrays, ``seeds`` one integer per image,
         ``aux`` optional per-sample extras (masks, depth, a second image, the sample index)."""
+
+
+def build_degrader(config) -> Degrader:
+    """The degrader registered for a ``degrade:`` config (see :data:`pairforge.registry.DEGRADERS`)."""
+    from pairforge.registry import DEGRADERS
+
+    return DEGRADERS.entry_for(config).load("degrader")(config)

@@ -12,10 +12,12 @@ import numpy as np
 from pydantic import Field
 
 from pairforge.configbase import FloatRange, StrictModel
-from pairforge.degradations.base import DegradeResult, Degrader
+from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
+from pairforge.registry import DEGRADERS
 from pairforge.seeding import rng_from_seed
 
 
+@DEGRADERS.register(degrader="pairforge.degradations.simple:SimpleDegrader")
 class SimpleDegradeConfig(StrictModel):
     kind: Literal["simple"] = "simple"
     scale: int = Field(4, ge=1, le=8, description="HQ/LQ size ratio")
@@ -24,7 +26,7 @@ class SimpleDegradeConfig(StrictModel):
     jpeg_quality: FloatRange = (30.0, 95.0)
 
     def build(self) -> "SimpleDegrader":
-        return SimpleDegrader(self)
+        return build_degrader(self)
 
 
 class SimpleDegrader(Degrader):

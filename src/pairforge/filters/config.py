@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from pairforge.configbase import Resources, StrictModel
+from pairforge.registry import FILTERS
 
 _NAME = Field(
     None,
@@ -19,6 +20,7 @@ _NAME = Field(
 )
 
 
+@FILTERS.register(stage="pairforge.stages.filters:SanityStage")
 class SanityFilterConfig(StrictModel):
     """Cheap checks that catch unusable images before any model sees them."""
 
@@ -72,6 +74,7 @@ IQA_PRESETS: dict[str, list[dict]] = {
 }
 
 
+@FILTERS.register(stage="pairforge.stages.filters:IQAStage")
 class IQAFilterConfig(StrictModel):
     """No-reference IQA with pyiqa; scores go into the sample JSON with the metric's direction."""
 
@@ -192,6 +195,7 @@ class JudgeSettings(StrictModel):
     price_per_million_output_tokens: float = Field(0.0, ge=0, description="for the cost estimate (USD)")
 
 
+@FILTERS.register(stage="pairforge.stages.filters:JudgeStage")
 class JudgeFilterConfig(JudgeSettings):
     """GenIR-style MLLM inspection: anomalies, common sense, unsafe or privacy-violating content."""
 
@@ -206,6 +210,7 @@ class PrivacyJudgeSettings(JudgeSettings):
     checks: list[JudgeCheck] = Field(default_factory=lambda: ["privacy"], min_length=1)
 
 
+@FILTERS.register(stage="pairforge.stages.filters:PrivacyStage")
 class PrivacyFilterConfig(StrictModel):
     """Face detection (OpenCV's LBP frontal-face cascade) to reject or blur faces; optional MLLM question."""
 
@@ -227,6 +232,7 @@ class PrivacyFilterConfig(StrictModel):
     resources: Resources = Resources(batch_size=16)
 
 
+@FILTERS.register(stage="pairforge.stages.filters:DedupStage")
 class DedupFilterConfig(StrictModel):
     """Perceptual-hash near-duplicate rejection: within a shard, and against earlier runs' hash indexes."""
 
@@ -245,6 +251,7 @@ class DedupFilterConfig(StrictModel):
     resources: Resources = Resources(batch_size=1_000_000)
 
 
+@FILTERS.register(stage="pairforge.stages.filters:ClassifierStage")
 class ClassifierFilterConfig(StrictModel):
     """A trained binary quality classifier (``pairforge train-classifier``), kept by probability."""
 

@@ -6,36 +6,9 @@ import math
 from dataclasses import dataclass, field
 
 from pairforge.config import PipelineConfig
-from pairforge.filters.config import (
-    ClassifierFilterConfig,
-    DedupFilterConfig,
-    IQAFilterConfig,
-    JudgeFilterConfig,
-    PrivacyFilterConfig,
-    SanityFilterConfig,
-)
-from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
+from pairforge.registry import FILTERS, SOURCES
 from pairforge.stage import RunContext, Stage
 from pairforge.stages.degrade import DegradeStage
-from pairforge.stages.filters import (
-    ClassifierStage,
-    DedupStage,
-    IQAStage,
-    JudgeStage,
-    PrivacyStage,
-    SanityStage,
-)
-from pairforge.stages.source import SourceStage
-
-#: filter config class -> stage class. New filter kinds register here.
-FILTER_STAGES: dict[type, type[Stage]] = {
-    SanityFilterConfig: SanityStage,
-    IQAFilterConfig: IQAStage,
-    JudgeFilterConfig: JudgeStage,
-    PrivacyFilterConfig: PrivacyStage,
-    DedupFilterConfig: DedupStage,
-    ClassifierFilterConfig: ClassifierStage,
-}
 
 
 class PlanError(ValueError):
@@ -132,25 +105,13 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
-def source_stages(config: PipelineConfig, ctx: RunContext, files: list[str] | None) -> list[Stage]:
-    src = config.source
-    if isinstance(src, (BundledSourceConfig, FilesSourceConfig)):
-        return [SourceStage(src, ctx, files=files)]
-    kind = getattr(src, "kind", None)
-    if kind == "synthesis":
-        from pairforge.stages.synthesis import synthesis_stages
-
-        return list(synthesis_stages(src, ctx))
-    raise PlanError(f"source.kind {kind!r} has no stage builder")
-
-
 def build_stages(config: PipelineConfig, ctx: RunContext, files: list[str] | None = None) -> list[Stage]:
-    stages = source_stages(config, ctx, files)
-    for i, f in enumerate(config.filters):
-        cls = FILTER_STAGES.get(type(f))
-        if cls is None:
-            raise PlanError(f"filters.{i}.kind {f.kind!r} has no stage registered")
-        stages.append(cls(f, ctx))
+    """The run's stages in order: the source's (from :data:`pairforge.registry.SOURCES`), each filter's
+    (:data:`~pairforge.registry.FILTERS`), then the degrade stage. ``files``: a files source's listing
+    when it is not read from the run directory."""
+    stages = list(SOURCES.entry_for(config.source).load("stages")(config.source, ctx, files=files))
+    for f in config.filters:
+        stages.append(FILTERS.entry_for(f).load("stage")(f, ctx))
     stages.append(DegradeStage(config.degrade, ctx))
     # stage names seed randomness: they must be unique within a run (two iqa filters: iqa, iqa_2)
     seen: dict[str, int] = {}

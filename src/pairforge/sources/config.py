@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pairforge.configbase import Resources, StrictModel
+from pairforge.registry import SOURCES
 
 BUNDLED_PHOTOS = (
     "astronaut",
@@ -32,6 +33,7 @@ class CropConfig(StrictModel):
     stride: int | None = Field(None, ge=1, description="tile step (default: size, no overlap)")
 
 
+@SOURCES.register(stages="pairforge.stages.source:source_stages")
 class BundledSourceConfig(StrictModel):
     """The real photographs that ship inside scikit-image: the offline, anywhere default."""
 
@@ -51,6 +53,7 @@ class BundledSourceConfig(StrictModel):
         return v
 
 
+@SOURCES.register(stages="pairforge.stages.source:source_stages")
 class FilesSourceConfig(StrictModel):
     """Images from folders, globs, list files (one path per line) or s3:// prefixes."""
 

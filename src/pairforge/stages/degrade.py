@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from pairforge.batch import Batch, Rejection, live_rows, reject
+from pairforge.degradations.base import build_degrader
 from pairforge.stage import RunContext, Stage
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ class DegradeStage(Stage):
         self.degrader = None
 
     def setup(self) -> None:
-        self.degrader = self.config.build()
+        self.degrader = build_degrader(self.config)
 
     def _aux(self, batch: Batch, row: int) -> dict:
         aux = {"index": int(batch["index"][row]), "key": batch["key"][row]}

@@ -374,13 +374,3 @@ class ClassifierStage(FilterStage):
                 reject(batch, row, Rejection(self.name, "low_quality", f"P(high quality) {p:.3f} < min_prob {self.config.min_prob}", p))
         return batch
 
-
-#: filter kind -> stage class (the plan builder's registry mirrors this by config class)
-STAGES_BY_KIND: dict[str, type[FilterStage]] = {
-    "sanity": SanityStage,
-    "iqa": IQAStage,
-    "judge": JudgeStage,
-    "privacy": PrivacyStage,
-    "dedup": DedupStage,
-    "classifier": ClassifierStage,
-}

@@ -32,6 +32,11 @@ def build_image_source(config, context: RunContext, files: list[str] | None = No
     raise TypeError(f"not an image source config: {type(config).__name__}")
 
 
+def source_stages(config, context: RunContext, files: list[str] | None = None) -> list[Stage]:
+    """The stages of an image source (bundled photos, files): one :class:`SourceStage`."""
+    return [SourceStage(config, context, files=files)]
+
+
 class SourceStage(Stage):
     name = "source"
 

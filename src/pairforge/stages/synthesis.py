@@ -69,9 +69,10 @@ class SynthesisStage(Stage):
         return batch
 
 
-def synthesis_stages(config, ctx: RunContext, num_samples: int | None = None) -> list[Stage]:
+def synthesis_stages(config, ctx: RunContext, num_samples: int | None = None, files: list[str] | None = None) -> list[Stage]:
     """The stages of a synthesis source, in order. ``config`` is a SynthesisSourceConfig (or a
-    PipelineConfig whose source is one; then ``run.num_samples`` is the default bank size)."""
+    PipelineConfig whose source is one; then ``run.num_samples`` is the default bank size). ``files``
+    is the plan builder's listing argument, unused (a synthesis source reads no input files)."""
     if not isinstance(config, SynthesisSourceConfig):
         source = getattr(config, "source", None)
         if not isinstance(source, SynthesisSourceConfig):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pairforge.synthesis.config import GenerationConfig, ModelConfig
+from pairforge.synthesis.config import GenerationConfig, ModelConfig, diffusion_family
 from pairforge.synthesis.models import PULL_HINT, MissingModelError, resolve_model_dir
 
 log = logging.getLogger("pairforge.synthesis")
@@ -40,9 +40,7 @@ def resolve_dtype(name: str, family: str, device: str):
     import torch
 
     if name == "auto":
-        if device.startswith("cuda"):
-            return torch.float16 if family == "sdxl" else torch.bfloat16
-        return torch.float32
+        return diffusion_family(family).auto_dtype(torch, device)
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
@@ -53,26 +51,18 @@ class DiffusionBackend:
         self.model = model
         self.gen = generation
         self.device = resolve_device(device)
+        self.family = diffusion_family(model.family)
         self.pipe = None
         self.info: dict = {}
         self.tokens: dict[str, str] = {}
 
     # -- loading -----------------------------------------------------------------------------------
-    def _pipeline_class(self):
-        if self.model.family == "flux":
-            from diffusers import FluxPipeline
-
-            return FluxPipeline
-        from diffusers import StableDiffusionXLPipeline
-
-        return StableDiffusionXLPipeline
-
     def load(self) -> None:
         from pairforge.synthesis.embeddings import load_learned_tokens
 
         path, revision = resolve_model_dir(self.model.id, self.model.revision, self.model.cache_dir)
         dtype = resolve_dtype(self.model.dtype, self.model.family, self.device)
-        cls = self._pipeline_class()
+        cls = self.family.pipeline_class()
         try:
             pipe = cls.from_pretrained(path, dtype=dtype, variant=self.model.variant, local_files_only=True)
         except (OSError, ValueError) as e:
@@ -99,9 +89,8 @@ class DiffusionBackend:
         if self.model.compile:
             self._compile(pipe)
         self.pipe = pipe
-        denoiser = pipe.transformer if self.model.family == "flux" else pipe.unet
-        self.distilled_guidance = bool(self.model.family == "flux" and denoiser.config.guidance_embeds)
-        self.vae_multiple = int(pipe.vae_scale_factor) * (2 if self.model.family == "flux" else 1)
+        self.distilled_guidance = self.family.distilled_guidance(pipe)
+        self.vae_multiple = self.family.vae_multiple(pipe)
         for h, w in self.gen.sizes:
             if h % self.vae_multiple or w % self.vae_multiple:
                 raise ValueError(f"size [{h}, {w}] is not a multiple of {self.vae_multiple} for this model")
@@ -119,7 +108,7 @@ class DiffusionBackend:
     def _compile(self, pipe) -> None:
         import torch
 
-        denoiser = pipe.transformer if self.model.family == "flux" else pipe.unet
+        denoiser = self.family.denoiser(pipe)
         if getattr(denoiser, "_repeated_blocks", None):
             denoiser.compile_repeated_blocks(fullgraph=True)
         else:
@@ -142,14 +131,7 @@ class DiffusionBackend:
             generator=gens,
             output_type="np",
         )
-        if self.model.family == "flux":
-            kw["max_sequence_length"] = g.max_sequence_length
-            if g.true_cfg_scale > 1:
-                kw["negative_prompt"] = [r.negative_prompt for r in reqs]
-                kw["true_cfg_scale"] = g.true_cfg_scale
-        else:
-            kw["negative_prompt"] = [r.negative_prompt for r in reqs]
-            kw["guidance_rescale"] = g.guidance_rescale
+        kw.update(self.family.call_kwargs(g, reqs))
         return kw
 
     def generate(self, reqs: list[GenRequest]) -> list[np.ndarray]:
@@ -181,15 +163,7 @@ class DiffusionBackend:
             size=[req.height, req.width],
             mode=g.mode,
         )
-        if self.model.family == "flux":
-            d["guidance_scale"] = g.guidance_scale if self.distilled_guidance else None
-            d["true_cfg_scale"] = g.true_cfg_scale if g.true_cfg_scale > 1 else None
-            if g.true_cfg_scale <= 1:
-                d["negative_prompt_used"] = False
-        else:
-            d["guidance_scale"] = g.guidance_scale
-            d["guidance_rescale"] = g.guidance_rescale
-            d["negative_prompt_used"] = g.guidance_scale > 1
+        d.update(self.family.sample_info(g, self.distilled_guidance))
         return d
 
 

@@ -8,6 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.prompts.config import EmptyPromptsConfig, PromptsConfig
+from pairforge.registry import DIFFUSION_FAMILIES, SOURCES
+
+DIFFUSION_FAMILIES.add("flux", family="pairforge.synthesis.flux:FLUX")
+DIFFUSION_FAMILIES.add("sdxl", family="pairforge.synthesis.sdxl:SDXL")
 
 
 class LearnedTokensConfig(StrictModel):
@@ -22,7 +26,8 @@ class LearnedTokensConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    family: Literal["flux", "sdxl"] = Field(..., description="flux (FLUX.1 dev/schnell) or sdxl")
+    family: Literal[tuple(DIFFUSION_FAMILIES.kinds())] = Field(  # type: ignore[valid-type]
+        ..., description="flux (FLUX.1 dev/schnell) or sdxl")
     id: str = Field(..., min_length=1, description="hub id (e.g. black-forest-labs/FLUX.1-dev) or a local "
                     "directory in diffusers layout")
     revision: str | None = Field(None, description="hub branch, tag or commit (pin it for reproducibility)")
@@ -112,6 +117,7 @@ class GenerationConfig(StrictModel):
         return self
 
 
+@SOURCES.register(stages="pairforge.stages.synthesis:synthesis_stages")
 class SynthesisSourceConfig(StrictModel):
     """Text-to-image synthesis as the source of HQ images (FluxGen, GenIR, SUPIR negatives)."""
 
@@ -128,6 +134,11 @@ class SynthesisSourceConfig(StrictModel):
             raise ValueError("generation.prompt_template uses {pos} but model.positive_embedding is not set")
         if "{neg}" in g.negative_prompt and self.model.negative_embedding is None:
             raise ValueError("generation.negative_prompt uses {neg} but model.negative_embedding is not set")
-        if self.model.family == "sdxl" and g.true_cfg_scale > 1:
-            raise ValueError("generation.true_cfg_scale is a Flux option; SDXL uses guidance_scale for CFG")
+        if g.true_cfg_scale > 1 and not diffusion_family(self.model.family).supports_true_cfg:
+            raise ValueError(f"generation.true_cfg_scale is a Flux option; {self.model.family} uses guidance_scale for CFG")
         return self
+
+
+def diffusion_family(name: str):
+    """The :class:`~pairforge.synthesis.family.DiffusionFamily` object registered as ``name``."""
+    return DIFFUSION_FAMILIES.get(name).load("family")

@@ -38,7 +38,9 @@ def load_learned_tokens(pipe, cfg: LearnedTokensConfig, family: str) -> dict:
     import torch
 
     state = load_embedding_file(cfg.path)
-    encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
+    from pairforge.synthesis.config import diffusion_family
+
+    encoders = diffusion_family(family).text_encoders
     loaded = {}
     for comp in encoders:
         enc = getattr(pipe, comp)

@@ -22,8 +22,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from pairforge.configbase import Resources, StrictModel
+from pairforge.degradations.base import build_degrader
 from pairforge.degradations.chain.ops import Op, OpBase, walk
 from pairforge.degradations.chain.presets import load_preset, preset_names
+from pairforge.registry import DEGRADERS
 
 
 class CropConfig(StrictModel):
@@ -67,6 +69,7 @@ def _names(ops: list) -> list[str]:
     return out
 
 
+@DEGRADERS.register(degrader="pairforge.degradations.chain.engine:ChainDegrader")
 class ChainDegradeConfig(StrictModel):
     """A Real-ESRGAN-style degradation chain (high-order, shuffled, or web-style, by its ops)."""
 
@@ -131,9 +134,7 @@ class ChainDegradeConfig(StrictModel):
         return self
 
     def build(self):
-        from pairforge.degradations.chain.engine import ChainDegrader
-
-        return ChainDegrader(self)
+        return build_degrader(self)
 
     def op_by_name(self, name: str) -> OpBase:
         for op in walk(list(self.ops)):

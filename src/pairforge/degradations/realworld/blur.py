@@ -48,10 +48,12 @@ from pairforge.degradations.realworld.strength import (
     gray,
     laplacian_energy,
 )
+from pairforge.registry import REALWORLD_TYPES
 
 BlurMode = Literal["shake", "linear", "defocus", "gaussian", "object"]
 
 
+@REALWORLD_TYPES.register("blur", type="pairforge.degradations.realworld.blur:Blur", rank=50)
 class BlurConfig(TypeConfig):
     modes: dict[BlurMode, float] = Field(
         default_factory=lambda: {"shake": 1.0, "linear": 1.0, "defocus": 1.0, "gaussian": 1.0, "object": 1.0},

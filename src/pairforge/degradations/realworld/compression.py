@@ -28,6 +28,7 @@ from pairforge.degradations.realworld.common import (
     weighted_choice,
 )
 from pairforge.degradations.realworld.strength import blockiness, gray
+from pairforge.registry import REALWORLD_TYPES
 
 SUBSAMPLING = {
     "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
@@ -37,6 +38,7 @@ SUBSAMPLING = {
 INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
 
+@REALWORLD_TYPES.register("compression", type="pairforge.degradations.realworld.compression:Compression", rank=90)
 class CompressionConfig(TypeConfig):
     codecs: dict[Literal["jpeg", "webp"], float] = Field(
         default_factory=lambda: {"jpeg": 0.75, "webp": 0.25}, description="relative weights of the codecs")

@@ -14,22 +14,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from pairforge.batch import jsonable
 from pairforge.configbase import IntRange, Resources, StrictModel
-from pairforge.degradations.base import Degrader, DegradeResult
-from pairforge.degradations.realworld.blur import BlurConfig
+from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
 from pairforge.degradations.realworld.common import SeverityChoice, check_image, tidy
-from pairforge.degradations.realworld.compression import CompressionConfig
 from pairforge.degradations.realworld.depth import DepthConfig
-from pairforge.degradations.realworld.flare import FlareConfig
-from pairforge.degradations.realworld.haze import HazeConfig
-from pairforge.degradations.realworld.lowlight import LowLightConfig
-from pairforge.degradations.realworld.moire import MoireConfig
-from pairforge.degradations.realworld.noise import NoiseConfig
-from pairforge.degradations.realworld.rain import RainConfig
-from pairforge.degradations.realworld.reflection import ReflectionConfig
 from pairforge.degradations.realworld.registry import NAMES, ORDER, make_type
 from pairforge.degradations.realworld.segments import SegmentsConfig
 from pairforge.degradations.realworld.strength import psnr, psnr_ssim
@@ -38,9 +29,11 @@ from pairforge.degradations.realworld.webtail import (
     apply_tail,
     sample_tail,
 )
+from pairforge.registry import DEGRADERS, REALWORLD_TYPES
 from pairforge.seeding import rng_from_seed
 
-TypeName = Literal["blur", "compression", "moire", "low_light", "noise", "flare", "reflection", "haze", "rain"]
+#: the registered type names (``Literal[NAMES]``: a config naming an unknown type lists the allowed ones)
+TypeName = Literal[NAMES]  # type: ignore[valid-type]
 
 
 class StackConfig(StrictModel):
@@ -65,7 +58,7 @@ class StackConfig(StrictModel):
         return v
 
 
-class RealWorldDegradeConfig(StrictModel):
+class _RealWorldDegradeBase(StrictModel):
     """The nine real-world degradation types (blur, compression, moire, low light, noise, flare,
     reflection, haze, rain) with their own sections."""
 
@@ -75,15 +68,6 @@ class RealWorldDegradeConfig(StrictModel):
     severity: SeverityChoice | None = Field(None, description="set every type's severity at once")
     stack: StackConfig = StackConfig()
     web_tail: WebTailConfig = WebTailConfig()
-    blur: BlurConfig = BlurConfig()
-    compression: CompressionConfig = CompressionConfig()
-    moire: MoireConfig = MoireConfig()
-    low_light: LowLightConfig = LowLightConfig()
-    noise: NoiseConfig = NoiseConfig()
-    flare: FlareConfig = FlareConfig()
-    reflection: ReflectionConfig = ReflectionConfig()
-    haze: HazeConfig = HazeConfig()
-    rain: RainConfig = RainConfig()
     depth: DepthConfig = DepthConfig()
     segments: SegmentsConfig = SegmentsConfig()
     measure_ssim: bool = Field(True, description="record SSIM (costs ~as much as a light degradation)")
@@ -101,7 +85,19 @@ class RealWorldDegradeConfig(StrictModel):
         return [(m.model, m.revision) for m in (self.depth, self.segments) if m.model]
 
     def build(self) -> RealWorldDegrader:
-        return RealWorldDegrader(self)
+        return build_degrader(self)
+
+
+
+#: one section per registered type (``blur: {...}``, ``haze: {...}``), so a new type needs no field here
+RealWorldDegradeConfig = DEGRADERS.register("realworld", degrader="pairforge.degradations.realworld.degrader:RealWorldDegrader")(
+    create_model(
+        "RealWorldDegradeConfig",
+        __base__=_RealWorldDegradeBase,
+        __module__=__name__,
+        **{e.kind: (e.config, Field(default_factory=e.config)) for e in REALWORLD_TYPES.entries()},
+    )
+)
 
 
 class RealWorldDegrader(Degrader):

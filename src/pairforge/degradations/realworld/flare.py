@@ -39,10 +39,12 @@ from pairforge.degradations.realworld.common import (
     uniform,
 )
 from pairforge.degradations.realworld.strength import gray, radial_profile
+from pairforge.registry import REALWORLD_TYPES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
+@REALWORLD_TYPES.register("flare", type="pairforge.degradations.realworld.flare:Flare", rank=40)
 class FlareConfig(TypeConfig):
     strength: FloatRange | None = Field(None, description="overall flare brightness multiplier")
     glow: FloatRange | None = Field(None, description="glow radius, fraction of the short side")

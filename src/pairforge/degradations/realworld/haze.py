@@ -34,8 +34,10 @@ from pairforge.degradations.realworld.common import (
 )
 from pairforge.degradations.realworld.depth import scene_depth
 from pairforge.degradations.realworld.strength import gray, local_std
+from pairforge.registry import REALWORLD_TYPES
 
 
+@REALWORLD_TYPES.register("haze", type="pairforge.degradations.realworld.haze:Haze", rank=10)
 class HazeConfig(TypeConfig):
     beta: FloatRange | None = Field(None, description="scattering coefficient per unit normalised depth")
     gamma: FloatRange = Field((1.0, 2.0), description="depth exponent")

@@ -32,8 +32,10 @@ from pairforge.degradations.realworld.common import (
     uniform,
 )
 from pairforge.degradations.realworld.strength import gray, relative_shadow_noise
+from pairforge.registry import REALWORLD_TYPES
 
 
+@REALWORLD_TYPES.register("low_light", type="pairforge.degradations.realworld.lowlight:LowLight", rank=70)
 class LowLightConfig(TypeConfig):
     exposure: FloatRange | None = Field(None, description="light reduction factor (linear)")
     shot: FloatRange | None = Field(None, description="shot-noise gain (log-uniform), raw units")

@@ -41,6 +41,7 @@ from pairforge.degradations.realworld.common import (
     weighted_choice,
 )
 from pairforge.degradations.realworld.strength import gray, spectral_peak_fraction
+from pairforge.registry import REALWORLD_TYPES
 
 CFA = {
     "RGGB": ((0, 1), (1, 2), cv2.COLOR_BayerRGGB2RGB, cv2.COLOR_BayerRGGB2RGB_EA),
@@ -50,6 +51,7 @@ CFA = {
 }
 
 
+@REALWORLD_TYPES.register("moire", type="pairforge.degradations.realworld.moire:Moire", rank=60)
 class MoireConfig(TypeConfig):
     layers: IntRange = Field((1, 3), description="number of fused moire layers")
     screen_probability: float = Field(0.6, ge=0.0, le=1.0, description="first layer is a screen capture")

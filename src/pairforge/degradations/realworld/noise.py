@@ -40,10 +40,12 @@ from pairforge.degradations.realworld.strength import (
     laplacian_energy,
     linear_noise_fit,
 )
+from pairforge.registry import REALWORLD_TYPES
 
 Component = Literal["poisson_gaussian", "grain", "salt_pepper", "gaussian"]
 
 
+@REALWORLD_TYPES.register("noise", type="pairforge.degradations.realworld.noise:Noise", rank=80)
 class NoiseConfig(TypeConfig):
     components: dict[Component, float] = Field(
         default_factory=lambda: {"poisson_gaussian": 1.0, "grain": 1.0, "salt_pepper": 0.5, "gaussian": 1.0},

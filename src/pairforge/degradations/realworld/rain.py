@@ -37,10 +37,12 @@ from pairforge.degradations.realworld.common import (
 )
 from pairforge.degradations.realworld.depth import scene_depth
 from pairforge.degradations.realworld.strength import gray, streak_orientation
+from pairforge.registry import REALWORLD_TYPES
 
 SHIFT = 4  # fixed-point bits for sub-pixel line end points
 
 
+@REALWORLD_TYPES.register("rain", type="pairforge.degradations.realworld.rain:Rain", rank=20)
 class RainConfig(TypeConfig):
     density: FloatRange | None = Field(None, description="drops per 1000 pixels")
     opacity: FloatRange | None = Field(None, description="opacity of the nearest streaks")

@@ -37,10 +37,12 @@ from pairforge.degradations.realworld.common import (
     weighted_choice,
 )
 from pairforge.degradations.realworld.strength import correlation, gray
+from pairforge.registry import REALWORLD_TYPES
 
 Mode = Literal["focused", "defocused", "ghosted"]
 
 
+@REALWORLD_TYPES.register("reflection", type="pairforge.degradations.realworld.reflection:Reflection", rank=30)
 class ReflectionConfig(TypeConfig):
     modes: dict[Mode, float] = Field(
         default_factory=lambda: {"focused": 1.0, "defocused": 2.0, "ghosted": 1.0},

@@ -1,29 +1,23 @@
-"""The nine types by name, in the order they are applied when stacked.
+"""The real-world types by name, read from :data:`pairforge.registry.REALWORLD_TYPES`.
 
-The order follows the image-formation chain: the scene and the air (haze, rain), the glass in front of
-the lens (reflection), the lens (flare, blur), the sensor sampling a screen (moire), the exposure and the
-sensor (low light, noise), and finally the codec (compression).
+``NAMES`` is the reference's listing order (blur, compression, moire, low-light, ...: the order in which
+the type modules are registered). ``ORDER`` is the order in which they are applied when stacked, each
+type's ``rank``: it follows the image-formation chain, the scene and the air (haze, rain), the glass in
+front of the lens (reflection), the lens (flare, blur), the sensor sampling a screen (moire), the exposure
+and the sensor (low light, noise), and finally the codec (compression).
 """
 from __future__ import annotations
 
-from pairforge.degradations.realworld.blur import Blur
 from pairforge.degradations.realworld.common import RealWorldType
-from pairforge.degradations.realworld.compression import Compression
-from pairforge.degradations.realworld.flare import Flare
-from pairforge.degradations.realworld.haze import Haze
-from pairforge.degradations.realworld.lowlight import LowLight
-from pairforge.degradations.realworld.moire import Moire
-from pairforge.degradations.realworld.noise import Noise
-from pairforge.degradations.realworld.rain import Rain
-from pairforge.degradations.realworld.reflection import Reflection
+from pairforge.registry import REALWORLD_TYPES
 
-TYPES: dict[str, type[RealWorldType]] = {
-    t.name: t for t in (Haze, Rain, Reflection, Flare, Blur, Moire, LowLight, Noise, Compression)
-}
+TYPES: dict[str, type[RealWorldType]] = {e.kind: e.load("type") for e in REALWORLD_TYPES.entries()}
+#: the names in the reference's listing order (blur, compression, moire, low_light, ...)
+NAMES: tuple[str, ...] = tuple(TYPES)
 #: physical application order when several types are stacked
-ORDER: tuple[str, ...] = tuple(TYPES)
-#: the names in the reference's listing order (blur, compression, moire, low-light, ...)
-NAMES: tuple[str, ...] = ("blur", "compression", "moire", "low_light", "noise", "flare", "reflection", "haze", "rain")
+ORDER: tuple[str, ...] = tuple(
+    e.kind for e in sorted(REALWORLD_TYPES.entries(), key=lambda e: e.options["rank"])
+)
 
 
 def make_type(name: str, config=None) -> RealWorldType:
