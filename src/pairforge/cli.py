@@ -314,6 +314,10 @@ from pairforge.synthesis.cli import models_app, prompts_cli  # noqa: E402
 app.add_typer(models_app, name="models")
 app.command("prompts")(prompts_cli)
 
+from pairforge.synthesis.learn_tokens_cli import learn_tokens_command  # noqa: E402
+
+app.command("learn-tokens")(learn_tokens_command)
+
 from pairforge.train.cli import restore_command, train_command  # noqa: E402
 
 app.command("train")(train_command)

@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 
 from pairforge.synthesis.backend import DiffusionBackend, GenRequest, compose_prompts
 from pairforge.synthesis.config import GenerationConfig, ModelConfig
+from pairforge.synthesis.embeddings import TokenFileError
 from pairforge.synthesis.tiny import SDXL_TINY_CLIP_G, SDXL_TINY_CLIP_L
 
 GEN = dict(steps=2, sizes=[[32, 32]], guidance_scale=5.0)
@@ -68,9 +69,9 @@ def test_learned_tokens_load_into_both_encoders_and_change_output(tiny_sdxl_dir,
 def test_embedding_of_wrong_width_is_refused(tiny_sdxl_dir, tmp_path):
     bad = {"path": emb_file(tmp_path / "bad.safetensors", 1, 0, dims=(SDXL_TINY_CLIP_G, SDXL_TINY_CLIP_L)),
            "token": "<pos>"}
-    with pytest.raises(ValueError, match="embeds in"):
+    with pytest.raises(TokenFileError, match="embeds in"):
         sdxl(tiny_sdxl_dir, pos=bad, prompt_template="{pos} {prompt}")
     only_l = tmp_path / "l.safetensors"
     save_file({"clip_l": torch.zeros(1, SDXL_TINY_CLIP_L)}, str(only_l))
-    with pytest.raises(ValueError, match="text_encoder_2"):
+    with pytest.raises(TokenFileError, match="no clip_g tensor"):
         sdxl(tiny_sdxl_dir, pos={"path": str(only_l), "token": "<pos>"}, prompt_template="{pos} {prompt}")

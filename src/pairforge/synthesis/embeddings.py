@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pairforge.errors import UserError
 from pairforge.synthesis.config import LearnedTokensConfig
 from pairforge.synthesis.models import MissingModelError
+
+
+class TokenFileError(UserError):
+    """A learned-token file that does not fit the pipeline (a missing encoder's tensor, a wrong width)."""
 
 #: file keys accepted for each encoder (the common SDXL embedding layout and diffusers' component names)
 ENCODER_KEYS = {
@@ -29,7 +34,7 @@ def load_embedding_file(path: str) -> dict:
     if isinstance(obj, torch.Tensor):
         return {"clip_l": obj}
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}")
+        raise TokenFileError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}")
     return obj
 
 
@@ -47,14 +52,17 @@ def load_learned_tokens(pipe, cfg: LearnedTokensConfig, family: str) -> dict:
         tok = getattr(pipe, "tokenizer" if comp == "text_encoder" else "tokenizer_2")
         key = next((k for k in ENCODER_KEYS[comp] if k in state), None)
         if key is None:
-            raise ValueError(f"{cfg.path}: no tensor for {comp} (expected one of {ENCODER_KEYS[comp]}; "
-                             f"found {sorted(state)})")
+            raise TokenFileError(
+                f"learned-token file {cfg.path} (token {cfg.token}) has no {ENCODER_KEYS[comp][0]} tensor for "
+                f"the {family} pipeline's {comp} (found {sorted(state)}); SDXL needs clip_l and clip_g: "
+                "learn both with `pairforge learn-tokens`")
         emb = state[key]
         if emb.ndim == 1:
             emb = emb[None]
         dim = enc.get_input_embeddings().weight.shape[1]
         if emb.ndim != 2 or emb.shape[1] != dim:
-            raise ValueError(f"{cfg.path}: {key} has shape {tuple(emb.shape)} but {comp} embeds in {dim} dims")
+            raise TokenFileError(f"learned-token file {cfg.path}: {key} has shape {tuple(emb.shape)} but the "
+                                 f"pipeline's {comp} embeds in {dim} dims (a file for another model?)")
         pipe.load_textual_inversion(emb.to(torch.float32), token=cfg.token, text_encoder=enc, tokenizer=tok)
         loaded[comp] = {"key": key, "vectors": int(emb.shape[0]), "dim": int(dim)}
     return {"token": cfg.token, "path": str(cfg.path), "encoders": loaded}
