@@ -1,5 +1,8 @@
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from pairforge.io.images import ImageRejected, decode_image, decode_png, encode_png
 from tests.conftest import photo
@@ -53,3 +56,28 @@ def test_cmyk_and_palette_convert_to_rgb(messy_photos):
         img, info = decode_image((folder / name).read_bytes())
         assert img.shape == (160, 160, 3)
         assert info["mode"] in ("CMYK", "P") and "->RGB" in info["converted"]
+
+
+def test_every_conversion_is_recorded_48_and_64_bit_included():
+    """Pillow silently keeps the high byte of 16-bit RGB samples: that is a conversion and is recorded."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    rgb16 = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    img, info = decode_image(cv2.imencode(".png", rgb16)[1].tobytes(), "rgb48.png")
+    assert info["converted"] == "RGB;16B->RGB (16-bit to 8-bit, high byte)"
+    assert np.array_equal(img, (rgb16[..., ::-1] >> 8).astype(np.uint8))
+    rgba16 = rng.integers(0, 65536, (20, 30, 4), dtype=np.uint16)
+    rgba16[..., 3] = 65535
+    _, info = decode_image(cv2.imencode(".png", rgba16)[1].tobytes(), "rgba64.png")
+    assert info["converted"] == "RGBA;16B->RGBA (16-bit to 8-bit, high byte); RGBA->RGB (opaque alpha dropped)"
+    _, info = decode_image(cv2.imencode(".tiff", rgb16)[1].tobytes(), "rgb48.tiff")
+    assert "16-bit to 8-bit" in info["converted"]
+    # 8-bit RGB is not converted; every other mode says what happened
+    _, info = decode_image(cv2.imencode(".png", (rgb16 >> 8).astype(np.uint8))[1].tobytes(), "rgb24.png")
+    assert "converted" not in info
+    for mode in ("1", "L", "LA", "P", "CMYK", "I;16"):
+        buf = io.BytesIO()
+        Image.fromarray((rgb16 >> 8).astype(np.uint8)).convert(mode).save(buf, format="TIFF" if mode == "CMYK" else "PNG")
+        _, info = decode_image(buf.getvalue(), mode)
+        assert info["converted"].startswith(f"{info['mode']}->RGB"), (mode, info)

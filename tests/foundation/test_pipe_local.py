@@ -9,6 +9,7 @@ from pairforge.io.storage import LocalStorage
 from pairforge.pipeline import ledger
 from pairforge.pipeline.ledger import ResumeConflict
 from pairforge.pipeline.runner import run_pipeline
+from pairforge.sources.files import LISTING, read_listing
 
 
 def files_config(folder, **over):
@@ -32,7 +33,7 @@ def test_every_input_is_accepted_or_rejected_with_reason(messy_photos, tmp_path)
     folder, expected = messy_photos
     out = tmp_path / "out"
     summary = run_pipeline(files_config(folder), str(out), executor="local")
-    listing = (out / "inputs.txt").read_text().splitlines()
+    listing = read_listing((out / LISTING).read_bytes())
     assert len(listing) == len(expected)  # notes.txt skipped by extension
     outcome = {}
     for rec in all_records(out).values():

@@ -37,6 +37,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
             if w * h > max_pixels:
                 raise ImageRejected("too_large", f"{name}: {w}x{h} exceeds max_pixels={max_pixels}", w * h)
             info: dict = {"format": im.format, "mode": im.mode, "decoded_size": [h, w]}
+            raw = _rawmode(im)  # before getexif(): PNG's loads the pixels and drops the tile list
             orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
             im.load()
     except ImageRejected:
@@ -48,19 +49,36 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     if orientation and orientation != 1:
         im = ImageOps.exif_transpose(im)
         info["exif_orientation"] = int(orientation)
-    arr = _to_rgb8(im, name, info)
+    steps: list[str] = []
+    if raw and raw.split(";")[0] == im.mode and raw != im.mode and ";16" in raw:
+        # Pillow decodes 48/64-bit RGB(A) straight to 8 bits per channel (the high byte of each sample)
+        steps.append(f"{raw}->{im.mode} (16-bit to 8-bit, high byte)")
+    arr = _to_rgb8(im, name, steps)
+    if steps:
+        info["converted"] = "; ".join(steps)
     info["size"] = [int(arr.shape[0]), int(arr.shape[1])]
     return arr, info
 
 
-def _to_rgb8(im: Image.Image, name: str, info: dict) -> np.ndarray:
+def _rawmode(im: Image.Image) -> str | None:
+    """How the file stores its pixels (e.g. ``RGB;16B`` for a 48-bit PNG), when the decoder says."""
+    try:
+        args = im.tile[0][3] if im.tile else None
+    except (IndexError, TypeError):
+        return None
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else None
+
+
+def _to_rgb8(im: Image.Image, name: str, steps: list[str]) -> np.ndarray:
+    """RGB uint8 pixels; every conversion made on the way is appended to ``steps`` (recorded per sample)."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         a = np.asarray(im)
         if a.dtype.kind == "f" or a.min() < 0 or a.max() > 65535:
             raise ImageRejected("unsupported_mode", f"{name}: {mode} values outside 16-bit range")
         a8 = np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
-        info["converted"] = f"{mode}->RGB (16-bit to 8-bit)"
+        steps.append(f"{mode}->RGB (16-bit to 8-bit)")
         return np.repeat(a8[..., None], 3, axis=2)
     if mode == "F":
         raise ImageRejected("unsupported_mode", f"{name}: floating-point images (mode F) are not photographs")
@@ -72,13 +90,13 @@ def _to_rgb8(im: Image.Image, name: str, info: dict) -> np.ndarray:
             # flatten onto white, as browsers and most datasets do; recorded so users can filter
             bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             im = Image.alpha_composite(bg, rgba).convert("RGB")
-            info["converted"] = f"{mode}->RGB (alpha composited on white, {float((alpha < 255).mean()):.3f} transparent)"
+            steps.append(f"{mode}->RGB (alpha composited on white, {float((alpha < 255).mean()):.3f} transparent)")
         else:
             im = rgba.convert("RGB")
-            info["converted"] = f"{mode}->RGB (opaque alpha dropped)"
+            steps.append(f"{mode}->RGB (opaque alpha dropped)")
     elif mode != "RGB":
         im = im.convert("RGB")
-        info["converted"] = f"{mode}->RGB"
+        steps.append(f"{mode}->RGB")
     arr = np.asarray(im)
     if arr.dtype != np.uint8:
         raise ImageRejected("unsupported_mode", f"{name}: unexpected dtype {arr.dtype} after conversion")

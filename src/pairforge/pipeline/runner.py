@@ -15,7 +15,6 @@ from pairforge.pipeline.plan import Plan, PlanError, build_stages, resolve_devic
 from pairforge.pipeline.shardwork import run_stages, shard_batch
 from pairforge.sources.config import FilesSourceConfig
 from pairforge.stage import RunContext
-from pairforge.stages.source import INPUTS_LISTING
 
 
 @dataclass
@@ -41,16 +40,21 @@ class RunSummary:
 
 def _files_listing(storage: Storage | None, cfg: FilesSourceConfig) -> tuple[list[str], dict]:
     """The files listing: reused from the run directory on resume, else discovered and persisted."""
-    from pairforge.sources.files import discover_files
+    from pairforge.sources.files import (
+        LISTING,
+        discover_files,
+        load_listing,
+        write_listing,
+    )
 
-    if storage is not None and storage.exists(INPUTS_LISTING):
-        files = storage.read_bytes(INPUTS_LISTING).decode("utf-8").splitlines()
+    files = load_listing(storage) if storage is not None else None
+    if files is not None:
         return files, {"files": len(files), "listing": "reused from run directory"}
     files, stats = discover_files(cfg)
     if not files:
         raise PlanError(f"source.paths {cfg.paths} contain no file with extensions {cfg.extensions}")
     if storage is not None:
-        storage.write_bytes(INPUTS_LISTING, ("\n".join(files) + "\n").encode("utf-8"))
+        storage.write_bytes(LISTING, write_listing(files))
     return files, stats
 
 

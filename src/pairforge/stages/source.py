@@ -11,8 +11,6 @@ from pairforge.stage import RunContext, Stage
 
 log = logging.getLogger(__name__)
 
-INPUTS_LISTING = "inputs.txt"
-
 
 def build_image_source(config, context: RunContext, files: list[str] | None = None) -> ImageSource:
     """The library source object for a source config (the files listing is read from the run dir)."""
@@ -21,13 +19,13 @@ def build_image_source(config, context: RunContext, files: list[str] | None = No
 
         return BundledSource(config)
     if isinstance(config, FilesSourceConfig):
-        from pairforge.sources.files import FilesSource
+        from pairforge.sources.files import FilesSource, load_listing
 
         if files is None:
             storage = context.run_storage()
-            if storage is None:
+            files = load_listing(storage) if storage is not None else None
+            if files is None:
                 raise ValueError("a files source needs its listing: pass files= or run inside a run directory")
-            files = storage.read_bytes(INPUTS_LISTING).decode("utf-8").splitlines()
         return FilesSource(config, files)
     raise TypeError(f"not an image source config: {type(config).__name__}")
 
