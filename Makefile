@@ -32,7 +32,8 @@ demo: $(VENV)/.installed
 	$(BIN)/pairforge run configs/quickstart.yaml --out $(OUT)
 	$(BIN)/pairforge info $(OUT)
 	$(BIN)/pairforge preview $(OUT) --out $(OUT)/preview.png
-	@echo "demo output: $(OUT) (shards in $(OUT)/shards, contact sheet $(OUT)/preview.png)"
+	@echo "demo output: $(OUT) (shards in $(OUT)/shards, contact sheet $(OUT)/preview.png, dataset card $(OUT)/README.md)"
+	@echo "open $(OUT)/report.html in a browser: the run report"
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

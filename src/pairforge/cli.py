@@ -99,6 +99,8 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
         console.print(rejection_table(summary.rejected, summary.num_samples, title="Rejections by stage/rule"))
         for name, rep in summary.reports.items():
             console.print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in rep.items() if not isinstance(v, (dict, list))), highlight=False)
+        if summary.report:
+            console.print(f"run report: {summary.report} (open it in a browser); dataset card: {summary.card}", highlight=False)
     return summary
 
 
@@ -223,6 +225,27 @@ def preview(
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     console.print(f"wrote {out} ({sheet.width}x{sheet.height})")
+
+
+@app.command()
+def report(
+    directory: str = typer.Argument(..., help="a dataset directory (local or s3://)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: DIR/report.html)"),
+    card: Optional[bool] = typer.Option(None, "--card/--no-card", help="also write the dataset card DIR/README.md (default: only when the report goes into DIR)"),
+):
+    """Write the run report: one self-contained HTML page (charts and pictures embedded, nothing loaded
+    from the network), and the Hugging Face dataset card README.md. `run` writes both at the end."""
+    from pairforge.runreport import write_card, write_report
+    from pairforge.runreport.collect import collect
+
+    storage = _dataset_storage(directory)
+    data = collect(storage)
+    for p in data.problems:
+        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+    where = write_report(storage, str(out) if out is not None else None, data=data)
+    console.print(f"wrote {where}", highlight=False)
+    if card if card is not None else out is None:
+        console.print(f"wrote {write_card(storage, data)}", highlight=False)
 
 
 @app.command()

@@ -31,6 +31,11 @@ class OutputSection(StrictModel):
     image_format: Literal["png"] = "png"
     png_compression: int = Field(1, ge=0, le=9, description="zlib level: lossless at any level, 1 is fastest")
     write_prompt: bool = Field(True, description="write KEY.txt with the prompt when the sample has one")
+    report: bool = Field(True, description="write report.html (run report) and README.md (dataset card) at the end of a complete run")
+    license: str = Field("other", min_length=1, description="the dataset's license for the dataset card (an SPDX-style id "
+                         "such as cc-by-4.0, or 'other'); it is yours to set: the images' own licenses decide")
+    rejected_thumbnails: int = Field(2, ge=0, le=64, description="tiny JPEGs of rejected inputs kept per rejection reason "
+                                     "per shard in the commit record, for the report's rejected gallery (0: none)")
 
 
 class RaySection(StrictModel):

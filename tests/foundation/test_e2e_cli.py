@@ -56,6 +56,7 @@ def ray_run(tmp_path_factory):
 def test_run_prints_summary_and_writes_dataset(ray_run):
     out, r = ray_run
     assert "pairforge run summary" in r.stdout and "pairs/s" in r.stdout
+    assert (out / "report.html").exists() and (out / "README.md").exists() and "run report:" in r.stdout
     index = json.loads((out / "index.json").read_text())
     assert index["total_inputs"] == 40
     assert index["total_samples"] + sum(index["rejected"].values()) == 40

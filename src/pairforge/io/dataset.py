@@ -11,6 +11,9 @@ Layouts under the run directory::
     folder       hq/KEY.png  lq/KEY.png  meta/KEY.json  [prompt/KEY.txt]   (variants: lq_0/KEY.png ...)
     both         shards/shard-000042.json    the commit record, written last
 
+The commit record may also hold ``rejected_thumbnails`` (``{KEY: base64 JPEG}``): tiny copies of a few
+rejected inputs per reason, for the run report (:mod:`pairforge.io.thumbnails`).
+
 Commit protocol: a shard's data becomes visible atomically (a tar by rename / one completed upload; each
 folder file by rename), then its record is written. A shard without a valid record does not exist, and
 neither does one whose data no longer matches its record (size always; sha256 when asked, or when the
@@ -33,6 +36,8 @@ from typing import Literal
 from pairforge.batch import Batch, jsonable
 from pairforge.io.images import encode_png
 from pairforge.io.storage import TMP_MARK, ObjectStat, Storage
+from pairforge.io.thumbnails import DEFAULT_PER_REASON, select_thumbnails
+from pairforge.io.thumbnails import RECORD_FIELD as THUMB_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +349,8 @@ class DatasetWriter:
     layout: Layout = "webdataset"
     png_compression: int = 1
     write_prompt: bool = True
+    #: thumbnails of rejected inputs kept per rejection reason per shard (see :mod:`pairforge.io.thumbnails`)
+    rejected_thumbnails: int = DEFAULT_PER_REASON
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -357,7 +364,8 @@ class DatasetWriter:
         """Write shard ``shard`` from a batch holding exactly the indices [start, end); return its record.
 
         Accepted rows become samples, rejected rows the record's rejections; a row that cannot be
-        encoded is rejected as ``writer/encode_error``, so every index is accounted for."""
+        encoded is rejected as ``writer/encode_error``, so every index is accounted for. A ``thumb`` column
+        (tiny copies of rejected inputs) adds a few of them per reason to the record."""
         got = sorted(batch["index"])
         if got != list(range(start, end)):
             raise ValueError(f"shard {shard}: batch holds indices {got[:3]}..., expected [{start}, {end})")
@@ -374,13 +382,17 @@ class DatasetWriter:
                     w.reject(key, index, rej)
                 else:
                     w.write(sample)
+            thumbs = {batch["key"][r]: t for r, t in enumerate(batch.get("thumb") or []) if t is not None}
+            if thumbs and self.rejected_thumbnails > 0:
+                extra = {**(extra or {}), THUMB_FIELD: select_thumbnails(w.rejected, thumbs, self.rejected_thumbnails)}
             return w.commit(extra)
 
 
 def writer_for(storage: Storage, output) -> DatasetWriter:
     """The writer for a config's ``output`` section (``format: webdataset | folder``)."""
     return DatasetWriter(storage, layout="folder" if output.format == "folder" else "webdataset",
-                         png_compression=output.png_compression, write_prompt=output.write_prompt)
+                         png_compression=output.png_compression, write_prompt=output.write_prompt,
+                         rejected_thumbnails=getattr(output, "rejected_thumbnails", DEFAULT_PER_REASON))
 
 
 # -- commit detection ------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ INDEX_JSON = "index.json"
 # config sections that may change between a run and its resume without changing any sample
 RESUME_FREE_KEYS = ("ray",)
 RESUME_FREE_RUN_KEYS = ("num_samples", "device")
+# output options that only change the report, the dataset card or the records' thumbnails, never a sample
+RESUME_FREE_OUTPUT_KEYS = ("report", "license", "rejected_thumbnails")
 
 
 class ResumeConflict(ValueError):
@@ -107,6 +109,7 @@ def git_revision() -> str | None:
 def comparable(config: dict) -> dict:
     c = {k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}
     c["run"] = {k: v for k, v in c.get("run", {}).items() if k not in RESUME_FREE_RUN_KEYS}
+    c["output"] = {k: v for k, v in c.get("output", {}).items() if k not in RESUME_FREE_OUTPUT_KEYS}
     # resources change speed, never samples
     return _drop_resources(c)
 
@@ -155,6 +158,14 @@ def start_run(storage: Storage, config: dict, plan_info: dict) -> dict:
     }
     storage.write_bytes(RUN_JSON, json.dumps(info, indent=2, sort_keys=True).encode())
     return info
+
+
+def finish_run(storage: Storage, session: dict) -> None:
+    """Append one finished session (wall time, shards written, inputs, pairs) to run.json's ``sessions``:
+    where the run report reads the wall time and pairs/s of the first run and each resume."""
+    info = json.loads(storage.read_bytes(RUN_JSON))
+    info.setdefault("sessions", []).append(session)
+    storage.write_bytes(RUN_JSON, json.dumps(info, indent=2, sort_keys=True).encode())
 
 
 def is_done(rec: dict | None, start: int, end: int) -> bool:

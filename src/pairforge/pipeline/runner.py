@@ -1,6 +1,7 @@
 """Run a pipeline config into an output directory: plan, resume, calibrate, execute, index, summarise."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +16,8 @@ from pairforge.pipeline.plan import Plan, PlanError, build_stages, resolve_devic
 from pairforge.pipeline.shardwork import run_stages, shard_batch
 from pairforge.sources.config import FilesSourceConfig
 from pairforge.stage import RunContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +35,9 @@ class RunSummary:
     removed: list[str] = field(default_factory=list)
     #: post-run reports: whole-run dedup (``dedup/<name>``), MLLM judge usage (``judge/<name>``)
     reports: dict[str, dict] = field(default_factory=dict)
+    #: the run report and dataset card written at the end (``report.html``, ``README.md``), if any
+    report: str | None = None
+    card: str | None = None
 
     @property
     def pairs_per_second(self) -> float:
@@ -158,6 +164,11 @@ def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: flo
     index = ledger.write_index(storage, records, shards)
     removed = ledger.cleanup(storage, records, shards)
     reports = post_run_reports(config, plan, storage)
+    seconds = time.perf_counter() - t0
+    ledger.finish_run(storage, {"finished": time.time(), "seconds": round(seconds, 3), "executor": executor,
+                                "shards_written": len(pending), "inputs": counters["inputs"],
+                                "accepted": counters["accepted"]})
+    report, card = write_report(config, storage)
     return RunSummary(
         out=storage.url,
         num_samples=plan.num_samples,
@@ -166,12 +177,29 @@ def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: flo
         shards_written=len(pending),
         accepted=index["total_samples"],
         rejected=index["rejected"],
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         accepted_this_run=counters["accepted"],
         inputs_this_run=counters["inputs"],
         removed=removed,
         reports=reports,
+        report=report,
+        card=card,
     )
+
+
+def write_report(config: PipelineConfig, storage: Storage) -> tuple[str | None, str | None]:
+    """``report.html`` and ``README.md`` after a complete run (``output.report``). The data is committed
+    by then, so a report that cannot be made is a warning naming the retry command, not a failed run."""
+    if not config.output.report:
+        return None, None
+    from pairforge.runreport import write_report_and_card
+
+    try:
+        return write_report_and_card(storage)
+    except Exception as e:  # noqa: BLE001 (the run's data is complete; only the report is missing)
+        log.warning("report.html / README.md not written (%s: %s); the data is complete: run "
+                    "`pairforge report %s` to retry", type(e).__name__, e, storage.url)
+        return None, None
 
 
 def post_run_reports(config: PipelineConfig, plan: Plan, storage: Storage) -> dict[str, dict]:

@@ -6,6 +6,7 @@ import time
 
 from pairforge.batch import Batch, live_rows, new_batch
 from pairforge.io.dataset import DatasetWriter
+from pairforge.io.thumbnails import make_thumbnail
 from pairforge.stage import Stage
 
 
@@ -30,11 +31,24 @@ def run_stage(stage: Stage, batch: Batch) -> Batch:
     size = max(1, stage.resources.batch_size)
     for i in range(0, len(rows), size):
         chunk = rows[i : i + size]
+        judged = [batch["hq"][r] for r in chunk] if "hq" in batch else [None] * len(chunk)
         part = stage(take_rows(batch, chunk))
         if len(part["index"]) != len(chunk) or list(part["index"]) != [batch["index"][r] for r in chunk]:
             raise RuntimeError(f"stage {stage.name!r} changed the rows of its batch (stages must never drop rows)")
         put_rows(batch, chunk, part)
+        keep_rejected_thumbnails(batch, chunk, judged)
     return batch
+
+
+def keep_rejected_thumbnails(batch: Batch, rows: list[int], judged: list) -> None:
+    """Keep a tiny copy of each image this stage just rejected (the writer stores a few per reason in the
+    commit record, see :mod:`pairforge.io.thumbnails`)."""
+    for r, img in zip(rows, judged):
+        if img is not None and batch["reject"][r] is not None:
+            if "thumb" not in batch:
+                batch["thumb"] = [None] * len(batch["index"])
+            if batch["thumb"][r] is None:
+                batch["thumb"][r] = make_thumbnail(img)
 
 
 def run_stages(stages: list[Stage], batch: Batch, timings: dict[str, float] | None = None) -> Batch:

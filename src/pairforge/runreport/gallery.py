@@ -1,0 +1,155 @@
+"""The report's pictures: HQ|LQ pairs per degradation type, and the measured strength (PSNR/SSIM of LQ
+vs HQ) of pairs whose degrader did not record it. Only the samples picked by
+:mod:`pairforge.runreport.collect` are read, one shard at a time, and each image is dropped once encoded,
+so memory stays bounded whatever the run size.
+
+Images are embedded as data URIs: HQs as JPEGs of at most :data:`SHOW` px, LQs at their native size as
+PNG when they fit (pixels exact; the page scales them up without smoothing), else downsized JPEGs.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pairforge.io.dataset import HQ, DatasetReader, lq_members, sample_meta
+from pairforge.io.images import decode_png
+from pairforge.io.provenance import describe_degradation, variant_params
+from pairforge.runreport.collect import CHAIN_PARAMS, Reservoir, RunData, _dig, _number, degradation_type, jsonish
+
+#: long side of the gallery's images, in pixels
+SHOW = 224
+
+
+@dataclass
+class Pair:
+    """One gallery cell: an HQ and one of its LQs, with what was done to it."""
+
+    key: str
+    label: str
+    params: str  # the key sampled parameters, one line
+    details: str  # the full degradation record (hover)
+    hq_uri: str
+    lq_uri: str
+    hq_size: tuple[int, int]
+    lq_size: tuple[int, int]
+    psnr: float | None
+
+
+def data_uri(img: np.ndarray, fmt: str = "JPEG", quality: int = 88) -> str:
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        Image.fromarray(img).save(buf, format="PNG", optimize=True)
+        mime = "image/png"
+    else:
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        mime = "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def fit(img: np.ndarray, side: int = SHOW) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1:
+        return img
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def strength(hq: np.ndarray, lq: np.ndarray) -> dict:
+    """PSNR/SSIM of an LQ against its HQ; a smaller LQ is compared with the HQ area-resized to its size,
+    so the number measures the degradation beyond the loss of resolution."""
+    from pairforge.degradations.realworld.strength import psnr_ssim
+
+    if hq.shape[:2] != lq.shape[:2]:
+        hq = cv2.resize(hq, (lq.shape[1], lq.shape[0]), interpolation=cv2.INTER_AREA)
+    return psnr_ssim(hq, lq)
+
+
+def key_params(deg: dict) -> str:
+    """The few sampled parameters worth a caption: chain ops' sigmas and qualities, real-world
+    types' severity and first numeric parameters."""
+    parts: list[str] = []
+    for op in deg.get("ops") or []:
+        if not isinstance(op, dict) or op.get("applied") is False:
+            continue
+        name = op.get("name") or op.get("op")
+        wanted = CHAIN_PARAMS.get(str(op.get("op")))
+        if wanted:
+            for label, path in wanted:
+                v = _number(_dig(op, path))
+                if v is not None and not (op.get("op") == "resize"):
+                    parts.append(f"{name} {label} {v:.3g}")
+        elif op.get("severity") is not None:
+            nums = [f"{k} {v:.3g}" for k, v in op.items() if _number(v) is not None and k not in ("seed",) and "seed" not in k][:2]
+            parts.append(f"{name} {op['severity']}" + (f" ({', '.join(nums)})" if nums else ""))
+    return " · ".join(parts[:8])
+
+
+def load_pictures(data: RunData, reader: DatasetReader) -> dict[str, list[Pair]]:
+    """Read the picked samples once: gallery pairs per type, and measured strengths into ``data``."""
+    wanted: dict[str, list[tuple[str, str, int | None]]] = {}
+    for label, res in data.gallery_picks.items():
+        for key, variant in res.values:
+            wanted.setdefault(key, []).append(("gallery", label, variant))
+    for typ, res in data.strength_picks.items():
+        for key, variant in res.values:
+            wanted.setdefault(key, []).append(("strength", typ, variant))
+    gallery: dict[str, list[Pair]] = {label: [] for label in sorted(data.gallery_picks)}
+    for rec in reader.records():
+        mine = set(wanted).intersection(rec["accepted"])
+        if not mine:
+            continue
+        for s in reader.iter_shard(rec, keys=mine):
+            try:
+                meta = sample_meta(s)
+                hq = decode_png(s[HQ])
+                lq_names = lq_members(s)
+            except (ValueError, KeyError, OSError):
+                continue
+            params = variant_params(meta)
+            for what, name, variant in wanted.get(s["__key__"], []):
+                k = variant or 0
+                if k >= len(lq_names):
+                    continue
+                try:
+                    lq = decode_png(s[lq_names[k]])
+                except (ValueError, OSError):
+                    continue
+                deg = params[k] if k < len(params) else {}
+                if what == "strength":
+                    st = strength(hq, lq)
+                    per = data.strength.setdefault(name, {"psnr": Reservoir(), "ssim": Reservoir()})
+                    per["psnr"].add(st["psnr"])
+                    per["ssim"].add(st["ssim"])
+                    data.strength_source.setdefault(name, "measured on a sample")
+                    continue
+                gallery[name].append(_pair(s["__key__"], hq, lq, deg, variant))
+    for pairs in gallery.values():
+        pairs.sort(key=lambda p: p.key)
+    return gallery
+
+
+def _pair(key: str, hq: np.ndarray, lq: np.ndarray, deg: dict, variant: int | None) -> Pair:
+    d = describe_degradation(deg)
+    st = deg.get("strength") if isinstance(deg.get("strength"), dict) else None
+    psnr = _number(st.get("psnr")) if st else None
+    if psnr is None:
+        psnr = strength(hq, lq)["psnr"]
+    lq_show = lq if max(lq.shape[:2]) <= SHOW else fit(lq)
+    lq_uri = data_uri(lq_show, "PNG") if lq_show is lq else data_uri(lq_show, quality=92)
+    label = d.label + (f" (variant {variant})" if variant is not None else "")
+    return Pair(
+        key=key,
+        label=label or degradation_type(d),
+        params=key_params(deg),
+        details=jsonish(deg, 2000),
+        hq_uri=data_uri(fit(hq)),
+        lq_uri=lq_uri,
+        hq_size=(int(hq.shape[1]), int(hq.shape[0])),
+        lq_size=(int(lq.shape[1]), int(lq.shape[0])),
+        psnr=psnr,
+    )

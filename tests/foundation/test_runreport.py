@@ -1,0 +1,178 @@
+"""The run report (report.html) and the dataset card (README.md): contents from a synthetic run written
+through the real writer, rejected-input thumbnails in the commit records, the CLI command, the card's
+front matter read back by `datasets`, and no remote resource anywhere."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from pairforge.batch import Rejection, new_batch, reject
+from pairforge.io.dataset import DatasetWriter, read_record, record_name
+from pairforge.io.storage import LocalStorage
+from pairforge.io.thumbnails import RECORD_FIELD, THUMB_SIDE, make_thumbnail, select_thumbnails
+from pairforge.pipeline.shardwork import run_stage
+from pairforge.runreport import render_card, render_report, write_report_and_card
+from pairforge.runreport.card import size_category
+from pairforge.runreport.collect import Reservoir, collect
+
+from report_data import remote_references, write_synthetic_run
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return write_synthetic_run(tmp_path_factory.mktemp("rep") / "run", n=96, per_shard=32)
+
+
+def test_thumbnail_is_small_and_keeps_aspect():
+    t = make_thumbnail(np.zeros((300, 150, 3), np.uint8))
+    assert t.shape == (THUMB_SIDE, THUMB_SIDE // 2, 3) and t.dtype == np.uint8
+    assert make_thumbnail(np.zeros((20, 10), np.float32)).shape == (20, 10, 3)  # small gray float: converted, not enlarged
+    assert make_thumbnail(None) is None and make_thumbnail(np.zeros((0, 3, 3))) is None
+
+
+def test_select_thumbnails_bounds_per_reason():
+    rejected = [{"key": f"k{i}", "stage": "iqa", "rule": "piqe" if i < 5 else "musiq"} for i in range(7)]
+    thumbs = {r["key"]: np.full((8, 8, 3), 100, np.uint8) for r in rejected}
+    got = select_thumbnails(rejected, thumbs, per_reason=2)
+    assert sorted(got) == ["k0", "k1", "k5", "k6"]
+    assert base64.b64decode(got["k0"])[:2] == b"\xff\xd8"  # a JPEG
+    assert select_thumbnails(rejected, thumbs, per_reason=0) == {}
+
+
+def test_stage_rejections_keep_the_judged_image_as_a_thumbnail():
+    """The shard worker keeps a tiny copy of what a stage rejected, although the stage frees its pixels."""
+
+    class RejectOdd:
+        name = "odd"
+
+        class resources:
+            batch_size = 2
+
+        def __call__(self, batch):
+            for r, i in enumerate(batch["index"]):
+                if i % 2:
+                    reject(batch, r, Rejection("odd", "odd", "odd index", i))
+            return batch
+
+    batch = new_batch([0, 1, 2, 3, 4])
+    batch["hq"] = [np.full((200, 100, 3), i * 10, np.uint8) for i in range(5)]
+    batch = run_stage(RejectOdd(), batch)
+    assert [t is not None for t in batch["thumb"]] == [False, True, False, True, False]
+    assert batch["hq"][1] is None and batch["thumb"][3].shape == (THUMB_SIDE, THUMB_SIDE // 2, 3)
+    assert int(batch["thumb"][3].mean()) == 30
+
+
+def test_records_hold_a_bounded_number_of_thumbnails_per_reason(tmp_path):
+    storage = LocalStorage(tmp_path)
+    batch = new_batch(list(range(6)))
+    batch["thumb"] = [np.full((8, 8, 3), i, np.uint8) for i in range(6)]
+    for r in range(6):
+        batch["reject"][r] = {"stage": "iqa", "rule": "piqe" if r < 4 else "musiq", "reason": "low", "value": 60.0}
+    DatasetWriter(storage, rejected_thumbnails=3).write_batch(0, 0, 6, batch)
+    rec, why = read_record(storage, record_name(0))
+    assert why is None and sorted(rec[RECORD_FIELD]) == ["0000000000", "0000000001", "0000000002", "0000000004", "0000000005"]
+    DatasetWriter(storage, rejected_thumbnails=0).write_batch(0, 0, 6, batch)
+    assert RECORD_FIELD not in read_record(storage, record_name(0))[0]
+
+
+def test_reservoir_is_bounded_and_exact_in_counts():
+    r = Reservoir(k=10, seed=0)
+    for x in range(1000):
+        r.add(float(x))
+    assert len(r.values) == 10 and r.n == 1000 and (r.min, r.max) == (0.0, 999.0)
+    assert len(set(r.values)) == 10 and max(r.values) > 100  # drawn from the whole stream, not its head
+
+
+def test_collect_aggregates_records_and_metadata(synthetic):
+    data = collect(LocalStorage(synthetic))
+    index = json.loads((synthetic / "index.json").read_text())
+    assert data.accepted == index["total_samples"] and data.inputs == 96
+    assert data.rejected == index["rejected"] and data.rejected["dedup/near_duplicate"] == 3
+    ms = data.metrics[("iqa", "piqe")]
+    assert ms.threshold == 50.0 and ms.accepted.n == data.accepted and ms.rejected.n == data.rejected["iqa/piqe"]
+    assert data.metrics[("sanity", "luma_std")].threshold == 6.0  # the config's min_std
+    assert data.dedup["dedup"]["clusters"] == 3
+    assert set(data.by_label) == {"realesrgan", "blur", "noise", "haze"}
+    assert set(data.by_severity["haze"]) <= {"light", "medium", "heavy"}
+    assert data.strength_source["blur"] == "recorded" and "realesrgan" in data.strength_picks
+    assert {"blur1 sigma", "gaussian1 sigma", "jpeg1 quality"} <= set(data.chain_params)
+    assert "blur2 sigma" not in data.chain_params  # not applied
+    assert 0 < data.prompts.n <= 32 and data.prompt_sources == {"template": data.prompts.n}
+    assert sum(r.n for r in data.rejected_thumbs.values()) == sum(len(json.loads(p.read_text()).get(RECORD_FIELD, {}))
+                                                                   for p in (synthetic / "shards").glob("*.json"))
+    assert data.run["sessions"][0]["accepted"] == data.accepted
+
+
+def test_report_shows_every_section_self_contained(synthetic):
+    html = render_report(LocalStorage(synthetic))
+    for anchor in ("run", "accounting", "filters", "degradations", "gallery", "rejected", "prompts", "sources"):
+        assert f'id="{anchor}"' in html
+    for text in ("iqa/piqe", "dedup/near_duplicate", "duplicate clusters", "PSNR", "jpeg1 quality", "a photo of object",
+                 "measured on a sample", "recorded", "Time by stage", "wall time"):
+        assert text in html, text
+    srcs = re.findall(r'<img[^>]*src="([^"]*)"', html)
+    assert len(srcs) >= 15 and all(s.startswith("data:image/") for s in srcs)
+    # gallery: a few pairs per type (4 types x up to 4 pairs x HQ+LQ), rejected thumbnails per reason
+    assert html.count('class="pair"') == 16 and html.count('class="thumb"') >= 4
+    assert remote_references(html) == [] and "<script" not in html
+
+
+def test_card_front_matter_and_prose(synthetic):
+    text = render_card(LocalStorage(synthetic))
+    assert text.startswith("---\n")
+    fm = yaml.safe_load(text.split("---\n")[1])
+    assert fm["license"] == "cc-by-4.0" and fm["task_categories"] == ["image-to-image"] and fm["size_categories"] == ["n<1K"]
+    assert fm["configs"][0]["data_files"] == [{"split": "train", "path": "shards/*.tar"}]
+    for text_part in ("## Sources", "## Filters", "## Degradation model", "## Counts", "## Loading", "## Provenance",
+                      "import webdataset", "load_dataset", "ray.data.read_webdataset", "shards/shard-{000000..000002}.tar",
+                      "report.html", "dedup/near_duplicate"):
+        assert text_part in text, text_part
+    assert remote_references(text) == []
+
+
+def test_size_categories():
+    assert [size_category(n) for n in (0, 999, 1000, 123_456, 5 * 10**9)] == ["n<1K", "n<1K", "1K<n<10K", "100K<n<1M", "n>1B"]
+
+
+def test_card_configs_entry_loads_in_hf_datasets(synthetic, tmp_path):
+    """`datasets.load_dataset(DIR)` reads the card's configs entry and the shards with the webdataset builder."""
+    datasets = pytest.importorskip("datasets")
+    write_report_and_card(LocalStorage(synthetic))
+    ds = datasets.load_dataset(str(synthetic), split="train", cache_dir=str(tmp_path / "hf"))
+    index = json.loads((synthetic / "index.json").read_text())
+    assert len(ds) == index["total_samples"] and {"hq.png", "lq.png", "json"} <= set(ds.column_names)
+
+
+def test_report_command_writes_into_dir_or_out(synthetic, tmp_path):
+    from typer.testing import CliRunner
+
+    from pairforge.cli import app
+
+    r = CliRunner().invoke(app, ["report", str(synthetic), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    r = CliRunner().invoke(app, ["report", str(synthetic)])
+    assert r.exit_code == 0, r.output
+    assert (synthetic / "report.html").exists() and (synthetic / "README.md").exists()
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "not a pairforge dataset" in r.output
+
+
+def test_report_reads_unknown_metadata_shapes(tmp_path):
+    """Metadata from other degraders or older runs (missing sections, strange shapes) never breaks the report."""
+    storage = LocalStorage(tmp_path)
+    batch = new_batch([0, 1, 2])
+    batch["hq"] = [np.full((16, 16, 3), 90, np.uint8)] * 3
+    batch["lq"] = [np.full((8, 8, 3), 90, np.uint8)] * 3
+    batch["meta"] = [{"degradation": {"mixture": {"chain": "bsrgan", "ops": "?"}}, "filters": {"x": 3}},
+                     {"degradation": [{"kind": "custom"}, None], "source": "?"},
+                     {"degradation": 7, "filters": {"iqa": {"m": {"score": "nan"}}}}]
+    batch["lq"][1] = [batch["lq"][1], batch["lq"][1]]
+    DatasetWriter(storage).write_batch(0, 0, 3, batch)
+    html = render_report(storage)
+    assert "bsrgan" in html and "custom" in html and 'id="gallery"' in html
+    assert render_card(storage).startswith("---\n")
