@@ -13,6 +13,7 @@ from pydantic import Field
 
 from pairforge.configbase import FloatRange, StrictModel
 from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
+from pairforge.degradations.resize import mod_crop
 from pairforge.registry import DEGRADERS
 from pairforge.seeding import rng_from_seed
 
@@ -24,6 +25,11 @@ class SimpleDegradeConfig(StrictModel):
     blur_sigma: FloatRange = (0.2, 3.0)
     noise_sigma: FloatRange = Field((1.0, 30.0), description="Gaussian noise sigma, 0-255 units")
     jpeg_quality: FloatRange = (30.0, 95.0)
+    resize_grid: Literal["registered", "upstream"] = Field(
+        "registered",
+        description="registered: the HQ is cropped to a multiple of the scale so the LQ (H/scale) covers exactly "
+        "its field of view; upstream: the whole HQ is kept and the LQ is floor(H/scale) (sub-pixel drift)",
+    )
 
     def build(self) -> "SimpleDegrader":
         return build_degrader(self)
@@ -44,8 +50,9 @@ class SimpleDegrader(Degrader):
         sigma = float(rng.uniform(*c.blur_sigma))
         noise = float(rng.uniform(*c.noise_sigma))
         quality = int(round(rng.uniform(*c.jpeg_quality)))
-        x = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
-        h, w = img.shape[:2]
+        hq = mod_crop(img, c.scale) if c.resize_grid == "registered" else img
+        x = cv2.GaussianBlur(hq.astype(np.float32), (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
+        h, w = hq.shape[:2]
         size = (max(1, w // c.scale), max(1, h // c.scale))
         x = cv2.resize(x, size, interpolation=cv2.INTER_AREA)
         x = x + rng.standard_normal(x.shape).astype(np.float32) * noise
@@ -57,6 +64,7 @@ class SimpleDegrader(Degrader):
         params = {
             "chain": "simple",
             "scale": c.scale,
+            "resize_grid": c.resize_grid,
             "ops": [
                 {"op": "gaussian_blur", "sigma": sigma},
                 {"op": "resize", "mode": "area", "size": [size[1], size[0]]},
@@ -64,4 +72,4 @@ class SimpleDegrader(Degrader):
                 {"op": "jpeg", "quality": quality, "encoder": "opencv"},
             ],
         }
-        return DegradeResult(lq=lq, params=params)
+        return DegradeResult(lq=lq, params=params, hq=hq if hq.shape != img.shape else None)

@@ -85,6 +85,12 @@ class ChainDegradeConfig(StrictModel):
     jpeg_backend: Literal["libjpeg", "diffjpeg"] = Field(
         "libjpeg", description="libjpeg: a real encoder (default); diffjpeg: Real-ESRGAN's float JPEG model, for parity"
     )
+    resize_grid: Literal["registered", "upstream"] = Field(
+        "registered",
+        description="registered: every resize maps the exact field of view (sizes first, coordinates by the size "
+        "ratio), so HQ and LQ stay on one grid; upstream: Real-ESRGAN's scale_factor resizes (sub-pixel drift), "
+        "for parity experiments",
+    )
     batch_shared: bool = Field(
         False,
         description="reproduce Real-ESRGAN's per-batch sharing of resize/noise-type/order/gate/crop draws "

@@ -53,7 +53,7 @@ class ChainDegrader(Degrader):
     def __init__(self, config: ChainDegradeConfig):
         self.config = config
         self.device = resolve_device(config.device)
-        self.env = Env(jpeg_backend=config.jpeg_backend)
+        self.env = Env(jpeg_backend=config.jpeg_backend, resize_grid=config.resize_grid)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -205,7 +205,8 @@ class ChainDegrader(Degrader):
         lq_np = self._to_u8(x)
         final = {"quantize": "round_clamp_8bit", "lq_size": c.lq_size}
         if c.lq_size == "hq" and c.scale > 1:
-            up = resize(from_hwc(np.divide(lq_np, np.float32(255.0), dtype=np.float32)).to(x.device), size=(h, w), mode=c.lq_upsample_mode)
+            up = resize(from_hwc(np.divide(lq_np, np.float32(255.0), dtype=np.float32)).to(x.device), size=(h, w), mode=c.lq_upsample_mode,
+                        grid=c.resize_grid)
             lq_np = self._to_u8(up)
             final["upsample_mode"] = c.lq_upsample_mode
         hq_np = hq
@@ -221,6 +222,7 @@ class ChainDegrader(Degrader):
             "chain": c.preset or "custom",
             "scale": c.scale,
             "jpeg_backend": c.jpeg_backend,
+            "resize_grid": c.resize_grid,
             "batch_shared": c.batch_shared,
             "device": self.device.type,
             "input_size": [int(img.shape[0]), int(img.shape[1])],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from pairforge.configbase import StrictModel
 from pairforge.degradations import kernels
@@ -51,6 +51,13 @@ Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 Mode = Literal["area", "bilinear", "bicubic", "nearest"]
 
 
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _check_ranges(model: StrictModel) -> None:
     for name, info in type(model).model_fields.items():
         v = getattr(model, name)
@@ -83,6 +90,13 @@ class SampleContext:
     record: dict = field(default_factory=dict)  # decisions this sample made
     batch_shared: bool = False
     steps: list[Step] = field(default_factory=list)
+    #: the size ratio left between the current image and the LQ; a pre-shrink (``resize_to`` by a
+    #: fraction) lowers it, and ops with ``by_scale`` switch to the ranges for the scale left
+    scale_left: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.scale_left:
+            self.scale_left = float(self.scale)
 
     @property
     def lq_size(self) -> tuple[int, int]:
@@ -108,8 +122,9 @@ def _uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
 class Env:
     """Execution settings shared by every op of a chain (not sampled)."""
 
-    def __init__(self, jpeg_backend: str = "libjpeg"):
+    def __init__(self, jpeg_backend: str = "libjpeg", resize_grid: str = "registered"):
         self.jpeg_backend = jpeg_backend
+        self.resize_grid = resize_grid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,14 +134,37 @@ class Env:
 class OpBase(StrictModel):
     name: str | None = Field(None, description="unique name within the chain (for `set:` overrides and records)")
     prob: Prob = Field(1.0, description="probability that the op runs at all")
+    by_scale: dict[int, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="field overrides used when the size ratio left to the LQ is this key, e.g. BSRGAN's "
+        "sf-2 ranges after its half-size pre-shrink: {2: {down_range: [0.25, 1.0]}} (not on one_of/sequence)",
+    )
 
     #: composite ops (one_of, sequence) only choose; their children do the work
     composite: ClassVar[bool] = False
+    _at_scale: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _ranges(self):
         _check_ranges(self)
+        if self.by_scale and self.composite:
+            raise ValueError(f"{self.op}: by_scale is for concrete ops, not one_of/sequence (set it on their ops)")
+        for k in self.by_scale:
+            if k < 1:
+                raise ValueError(f"by_scale: keys are the scale left to the LQ (>= 1), got {k}")
+            self.at_scale(k)  # an invalid override fails here, at validation
         return self
+
+    def at_scale(self, scale_left: float) -> OpBase:
+        """This op with the ``by_scale`` overrides for ``scale_left`` (itself when there are none)."""
+        key = int(round(scale_left))
+        if abs(scale_left - key) > 1e-9 or key not in self.by_scale:
+            return self
+        if key not in self._at_scale:
+            data = self.model_dump()
+            data["by_scale"] = {}
+            self._at_scale[key] = type(self).model_validate(_merge(data, self.by_scale[key]))
+        return self._at_scale[key]
 
     def children(self) -> list[OpBase]:
         return []
@@ -140,9 +178,12 @@ class OpBase(StrictModel):
         if not applied:
             ctx.steps.append(Step(self, {"op": self.op, "name": self.name, "applied": False}))
             return
+        op = self.at_scale(ctx.scale_left)
         params = {"op": self.op, "name": self.name, "applied": True}
-        params.update(self.draw(ctx))
-        ctx.steps.append(Step(self, params))
+        if op is not self:
+            params["at_scale"] = int(round(ctx.scale_left))
+        params.update(op.draw(ctx))
+        ctx.steps.append(Step(op, params))
 
     def _gate_is_shared(self) -> bool:
         """Whether Real-ESRGAN draws this op's on/off gate once per batch (used in batch_shared mode)."""
@@ -278,6 +319,8 @@ class ResizeOp(OpBase):
     modes: list[Mode] = Field(default_factory=lambda: list(RESIZE_MODES), min_length=1)
     relative_to: Literal["current", "lq"] = "current"
     antialias: bool = Field(False, description="antialiased bilinear/bicubic (upstream: off)")
+    min_lq_fraction: float | None = Field(
+        None, gt=0, description="never shrink below this fraction of the final LQ size (BSRGAN: 0.5, i.e. HQ/8 at sf 4)")
 
     @model_validator(mode="after")
     def _probs(self):
@@ -308,6 +351,8 @@ class ResizeOp(OpBase):
         if self.relative_to == "lq":
             lh, lw = ctx.hq_size[0] / ctx.scale, ctx.hq_size[1] / ctx.scale
             out["size"] = [max(1, int(lh * s)), max(1, int(lw * s))]
+        if self.min_lq_fraction is not None:
+            out["min_size"] = [max(1, math.ceil(n * self.min_lq_fraction)) for n in ctx.lq_size]
         return out
 
     def group_key(self, params):
@@ -317,10 +362,16 @@ class ResizeOp(OpBase):
         from pairforge.degradations.resize import resize
 
         p = params[0]
+        g = env.resize_grid
         if "size" in p:
-            y = resize(x, size=tuple(p["size"]), mode=p["mode"], antialias=self.antialias)
+            y = resize(x, size=tuple(p["size"]), mode=p["mode"], antialias=self.antialias, grid=g)
+        elif "min_size" in p and any(
+            int(n * p["scale"]) < m for n, m in zip(x.shape[-2:], p["min_size"])
+        ):
+            size = tuple(max(int(n * p["scale"]), m) for n, m in zip(x.shape[-2:], p["min_size"]))
+            y = resize(x, size=size, mode=p["mode"], antialias=self.antialias, grid=g)
         else:
-            y = resize(x, scale=p["scale"], mode=p["mode"], antialias=self.antialias)
+            y = resize(x, scale=p["scale"], mode=p["mode"], antialias=self.antialias, grid=g)
         for q in params:
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
         return y
@@ -342,6 +393,8 @@ class ResizeToOp(OpBase):
             out["size"] = list(ctx.lq_size)
         elif self.target == "hq":
             out["size"] = list(ctx.hq_size)
+        else:  # a pre-shrink: later ops see the scale left to the LQ (BSRGAN's sf 4 -> 2)
+            ctx.scale_left = ctx.scale_left * float(self.target)
         return out
 
     def group_key(self, params):
@@ -355,14 +408,20 @@ class ResizeToOp(OpBase):
             size = tuple(p["size"])
         else:
             size = scaled_size(x.shape[-2], x.shape[-1], float(self.target))
-        y = resize(x, size=size, mode=p["mode"], antialias=self.antialias)
+        y = resize(x, size=size, mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
         for q in params:
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
         return y
 
 
 class SubsampleOp(OpBase):
-    """Shifted Gaussian blur then nearest subsampling by ``factor`` (BSRGAN's second downsampler)."""
+    """Shifted Gaussian blur then nearest subsampling by ``factor`` (BSRGAN's second downsampler).
+
+    The kernel's shift puts each kept pixel at the centre of its ``factor x factor`` cell, so the result
+    is on the input's grid when the sides are multiples of ``factor``. When they are not, upstream keeps
+    ``ceil(n / factor)`` pixels that cover more than the input (a drift a later exact-size resize
+    stretches over the frame); on the registered grid the centred blur is resampled (bilinear, size
+    ratio) at the cell centres of ``round(n / factor)`` cells spanning exactly the input."""
 
     op: Literal["subsample"] = "subsample"
     factor: int = Field(4, ge=1)
@@ -380,9 +439,19 @@ class SubsampleOp(OpBase):
     def apply(self, x, params, env):
         from pairforge.degradations import filtering
 
-        y = filtering.filter2d(x, [kernels.kernel_from_params(p["kernel"]) for p in params])
         f = params[0]["factor"]
-        y = y[:, :, ::f, ::f]
+        h, w = x.shape[-2:]
+        if env.resize_grid == "registered" and (h % f or w % f):
+            from pairforge.degradations.resize import resize
+
+            centred = [kernels.kernel_from_params({**p["kernel"], "shift": 0.0}) for p in params]
+            size = (max(1, round(h / f)), max(1, round(w / f)))
+            y = resize(filtering.filter2d(x, centred), size=size, mode="bilinear")
+            for q in params:
+                q["sampling"] = "centred_blur_bilinear"
+        else:
+            y = filtering.filter2d(x, [kernels.kernel_from_params(p["kernel"]) for p in params])
+            y = y[:, :, ::f, ::f]
         for q in params:
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
         return y

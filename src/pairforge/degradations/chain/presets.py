@@ -88,10 +88,14 @@ def _realesrgan(scale=4, *, resize1=(0.15, 1.5), noise1=(1, 30), poisson1=(0.05,
     return {"scale": scale, "lq_size": "native", "ops": ops}
 
 
-def _bsrgan_blur(name: str, sf: int = 4) -> dict:
+def _bsrgan_blur_ranges(sf: int) -> dict:
+    return {"sigma_range": [0.0, 2.0 + 0.2 * sf], "aniso_variance_range": [0.0, 4.0 + sf]}
+
+
+def _bsrgan_blur(name: str, sf: int = 4, by_scale: dict | None = None) -> dict:
     # add_blur: 50% aniso Gaussian (variances U(0, 4+sf), theta U(0, pi)), 50% iso sigma (2+0.2sf)*U(0,1);
     # size 2*randint(2, 11)+3 for both
-    return {
+    out = {
         "op": "blur",
         "name": name,
         "kernel": {
@@ -104,6 +108,9 @@ def _bsrgan_blur(name: str, sf: int = 4) -> dict:
             "rotation_range": [0.0, "pi"],
         },
     }
+    if by_scale:
+        out["by_scale"] = by_scale
+    return out
 
 
 def _bsrgan_noise(name: str, multiplicative: bool = False, prob: float = 1.0) -> dict:
@@ -112,6 +119,9 @@ def _bsrgan_noise(name: str, multiplicative: bool = False, prob: float = 1.0) ->
 
 
 def _bsrgan(sf: int = 4) -> dict:
+    # after the p=0.25 half-size pre-shrink upstream continues with sf 2: the sf-dependent ranges switch
+    half = sf // 2
+    blur_half = {half: {"kernel": _bsrgan_blur_ranges(half)}}
     return {
         "scale": sf,
         "lq_size": "native",
@@ -123,17 +133,19 @@ def _bsrgan(sf: int = 4) -> dict:
                 "order": "shuffle",
                 "keep_before": [[2, 3]],
                 "ops": [
-                    _bsrgan_blur("blur1", sf),
-                    _bsrgan_blur("blur2", sf),
+                    _bsrgan_blur("blur1", sf, blur_half),
+                    _bsrgan_blur("blur2", sf, blur_half),
                     {
                         "op": "one_of",
                         "name": "downsample",
                         "probs": [0.75, 0.25],
                         "ops": [
                             {"op": "resize", "name": "downsample_resize", "updown_prob": [0, 1, 0],
-                             "down_range": [1.0 / (2 * sf), 1.0], "down_draw": "reciprocal", "modes": MODES},
+                             "down_range": [1.0 / (2 * sf), 1.0], "down_draw": "reciprocal", "modes": MODES,
+                             "min_lq_fraction": 0.5, "by_scale": {half: {"down_range": [1.0 / (2 * half), 1.0]}}},
                             {"op": "subsample", "name": "downsample_shifted", "factor": sf, "kernel_size": 25,
-                             "sigma_range": [0.1, 0.6 * sf]},
+                             "sigma_range": [0.1, 0.6 * sf],
+                             "by_scale": {half: {"factor": half, "sigma_range": [0.1, 0.6 * half]}}},
                         ],
                     },
                     {"op": "resize_to", "name": "resize_lq", "target": "lq", "modes": MODES},
@@ -208,9 +220,9 @@ _NOTES = {
     "first-order": "Real-ESRGAN's first stage plus the final resize/sinc/JPEG step, second stage off (ResShift style).",
     "bsrgan": (
         "BSRGAN degradation_bsrgan (sf 4): shuffled blur/blur/downsample/resize-to-LQ/noise/JPEG(p 0.9) and a final "
-        "JPEG. Deviations: resizes use torch area/bilinear/bicubic instead of OpenCV's; after the p=0.25 half-size "
-        "prescale the later ops keep their sf-4 ranges (upstream switches to sf-2 ranges); the shifted-kernel "
-        "downsampler evaluates the shifted Gaussian exactly instead of bilinear re-sampling; no camera ISP."
+        "JPEG; after the p=0.25 half-size prescale the later ops use the sf-2 ranges (by_scale), as upstream does, "
+        "and no resize goes below half the LQ size. Deviations: resizes use torch area/bilinear/bicubic instead of "
+        "OpenCV's; the shifted-kernel downsampler evaluates the shifted Gaussian exactly instead of bilinear re-sampling; no camera ISP."
     ),
     "bsrgan-plus": (
         "BSRGAN degradation_bsrgan_plus (sf 4): USM (also applied to the returned HQ), 11 ops shuffled fully with "
