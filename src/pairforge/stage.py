@@ -9,6 +9,7 @@ once per worker, on first use. ``__call__(batch) -> batch`` works on the dict of
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -50,6 +51,10 @@ class Stage(abc.ABC):
     #: True when the stage must see samples before the run starts (percentile thresholds): the
     #: pipeline then calls :meth:`prepare` on the driver before any shard is processed.
     needs_calibration: bool = False
+    #: True when calls on disjoint rows may run at the same time in threads of one process (the stage
+    #: keeps no state between calls, or guards it): the local executor then overlaps its calls, and
+    #: shares it between shards in flight. Output never depends on this, only speed.
+    concurrent_calls: bool = False
 
     def __init__(self, config: Any, context: RunContext):
         self.config = config
@@ -81,8 +86,20 @@ class Stage(abc.ABC):
     def process(self, batch: Batch) -> Batch:
         """Transform a batch; must leave rejected rows untouched and never drop rows."""
 
+    def ensure_ready(self) -> None:
+        """Run :meth:`setup` once; safe to call from several threads (the first caller sets up)."""
+        if self._ready:
+            return
+        with _SETUP_LOCK:
+            if not self._ready:
+                self.setup()
+                self._ready = True
+
     def __call__(self, batch: Batch) -> Batch:
         if not self._ready:
-            self.setup()
-            self._ready = True
+            self.ensure_ready()
         return self.process(batch)
+
+
+#: guards lazy setup of stages called from several threads (setup is rare: one lock is enough)
+_SETUP_LOCK = threading.RLock()

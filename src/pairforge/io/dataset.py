@@ -29,7 +29,7 @@ import logging
 import re
 import tarfile
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -360,24 +360,35 @@ class DatasetWriter:
         cls = FolderShardWriter if self.layout == "folder" else TarShardWriter
         return cls(self.storage, shard, start, end)
 
-    def write_batch(self, shard: int, start: int, end: int, batch: Batch, extra: dict | None = None) -> dict:
+    def write_batch(self, shard: int, start: int, end: int, batch: Batch, extra: dict | None = None,
+                    map_fn: Callable | None = None) -> dict:
         """Write shard ``shard`` from a batch holding exactly the indices [start, end); return its record.
 
         Accepted rows become samples, rejected rows the record's rejections; a row that cannot be
         encoded is rejected as ``writer/encode_error``, so every index is accounted for. A ``thumb`` column
-        (tiny copies of rejected inputs) adds a few of them per reason to the record."""
+        (tiny copies of rejected inputs) adds a few of them per reason to the record. ``map_fn`` (e.g. a
+        thread pool's ``map``) encodes the images in parallel; they are written in index order, so the
+        bytes do not depend on it."""
         got = sorted(batch["index"])
         if got != list(range(start, end)):
             raise ValueError(f"shard {shard}: batch holds indices {got[:3]}..., expected [{start}, {end})")
+        order = sorted(range(len(batch["index"])), key=lambda r: batch["index"][r])
+
+        def encode(row: int) -> dict | Exception | None:
+            if batch["reject"][row] is not None:
+                return None
+            try:
+                return encode_sample(batch, row, self.png_compression, self.write_prompt)
+            except (ValueError, RuntimeError) as e:
+                return e
+
+        encoded = list((map_fn or map)(encode, order))
         with self.open_shard(shard, start, end) as w:
-            for row in sorted(range(len(batch["index"])), key=lambda r: batch["index"][r]):
+            for row, sample in zip(order, encoded):
                 key, index = batch["key"][row], int(batch["index"][row])
                 rej = batch["reject"][row]
-                if rej is None:
-                    try:
-                        sample = encode_sample(batch, row, self.png_compression, self.write_prompt)
-                    except (ValueError, RuntimeError) as e:
-                        rej = {"stage": "writer", "rule": "encode_error", "reason": str(e), "value": None}
+                if isinstance(sample, Exception):
+                    rej = {"stage": "writer", "rule": "encode_error", "reason": str(sample), "value": None}
                 if rej is not None:
                     w.reject(key, index, rej)
                 else:

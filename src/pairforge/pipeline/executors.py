@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
 from pairforge.io.dataset import DatasetWriter, writer_for
@@ -43,19 +45,75 @@ def make_writer(run_url: str, output) -> DatasetWriter:
     return writer_for(open_storage(run_url), output)
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 class LocalExecutor:
-    """Runs every stage in this process, shard after shard: no Ray, no copies between processes."""
+    """Runs the stages in this process, no Ray: every core busy through threads, memory bounded.
+
+    Decoding, checks, degradation and PNG encoding are OpenCV/PIL/numpy work that releases the GIL, so
+    one process with threads overlaps them without copying images between processes:
+
+    - a pool of ``workers`` threads runs the calls of a stage on different micro-batches at the same
+      time (stages that declare ``concurrent_calls``) and encodes a shard's images in parallel;
+    - when every stage allows it, up to ``shards_in_flight`` shards are processed at once (one decodes
+      while another encodes), each shard's batch held until it is written: memory is bounded by
+      ``shards_in_flight`` shards whatever the run size; otherwise shards go one after another.
+
+    Samples depend on (seed, index) only and each stage call gets the same rows as in a serial run, so
+    the bytes written do not depend on ``workers`` (``workers=1`` is the plain serial loop). Records
+    reach ``on_record`` on the calling thread, in completion order."""
 
     name = "local"
+
+    def __init__(self, workers: int | None = None, shards_in_flight: int | None = None):
+        self.workers = max(1, workers if workers is not None else available_cpus())
+        self.shards_in_flight = max(1, shards_in_flight if shards_in_flight is not None else self.workers)
 
     def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
         stages = plan.stages
         attach_source_loader(stages)
         writer = make_writer(plan.context.run_url, plan.config.output)
-        for spec in pending:
-            timings: dict[str, float] = {}
-            batch = run_stages(stages, shard_batch(spec.start, spec.end), timings)
-            on_record(write_batch(writer, spec.shard, spec.start, spec.end, batch, timings))
+        if not pending:
+            return
+        if self.workers == 1:
+            for spec in pending:
+                on_record(_run_shard(stages, writer, spec, None))
+            return
+        for st in stages:  # set up once, here, before any thread calls a stage
+            st.ensure_ready()
+        shared = all(st.concurrent_calls for st in stages)
+        in_flight = self.shards_in_flight if shared else 1
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="pairforge-rows") as rows, \
+                ThreadPoolExecutor(in_flight, thread_name_prefix="pairforge-shard") as shards:
+            queue = iter(pending)
+            running: set[Future] = set()
+            try:
+                while True:
+                    for spec in queue:
+                        running.add(shards.submit(_run_shard, stages, writer, spec, rows))
+                        if len(running) >= in_flight:
+                            break
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        on_record(fut.result())
+            except BaseException:
+                for fut in running:
+                    fut.cancel()
+                raise
+
+
+def _run_shard(stages: list[Stage], writer: DatasetWriter, spec: ShardSpec, pool: ThreadPoolExecutor | None) -> dict:
+    timings: dict[str, float] = {}
+    batch = run_stages(stages, shard_batch(spec.start, spec.end), timings, pool=pool)
+    return write_batch(writer, spec.shard, spec.start, spec.end, batch, timings, pool=pool)
 
 
 class SegmentWorker:
@@ -226,7 +284,11 @@ def user_error_from_worker(exc: BaseException) -> WorkerSetupError | None:
     return None
 
 
-def executor_for(name: str, ray_section=None, address: str | None = None):
+def executor_for(name, ray_section=None, address: str | None = None):
+    """An executor by name (``local`` or ``ray``); an executor object is returned as it is (tests and
+    benchmarks pass a configured one, e.g. ``LocalExecutor(workers=1)``)."""
+    if not isinstance(name, str):
+        return name
     if name == "local":
         return LocalExecutor()
     if name == "ray":

@@ -3,6 +3,7 @@ no Ray: both executors call this)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 
 from pairforge.batch import Batch, live_rows, new_batch
 from pairforge.io.dataset import DatasetWriter
@@ -23,20 +24,27 @@ def put_rows(batch: Batch, rows: list[int], part: Batch) -> None:
             batch[k][r] = v[j]
 
 
-def run_stage(stage: Stage, batch: Batch) -> Batch:
+def run_stage(stage: Stage, batch: Batch, pool: Executor | None = None) -> Batch:
     """Run one stage over the live rows of a batch, ``batch_size`` samples per call.
 
-    Only live rows are grouped, so a GPU stage sees full batches even after filters rejected some."""
+    Only live rows are grouped, so a GPU stage sees full batches even after filters rejected some.
+    With a thread ``pool`` and a stage that allows it (``concurrent_calls``) the calls run at the same
+    time; they get exactly the rows they would get one after another, so the output is the same."""
     rows = live_rows(batch)
     size = max(1, stage.resources.batch_size)
-    for i in range(0, len(rows), size):
-        chunk = rows[i : i + size]
-        judged = [batch["hq"][r] for r in chunk] if "hq" in batch else [None] * len(chunk)
-        part = stage(take_rows(batch, chunk))
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    judged = [[batch["hq"][r] for r in chunk] if "hq" in batch else [None] * len(chunk) for chunk in chunks]
+    parts_in = [take_rows(batch, chunk) for chunk in chunks]
+    if pool is not None and len(chunks) > 1 and stage.concurrent_calls:
+        stage.ensure_ready()
+        parts = list(pool.map(stage, parts_in))
+    else:
+        parts = [stage(part) for part in parts_in]
+    for chunk, part, seen in zip(chunks, parts, judged):
         if len(part["index"]) != len(chunk) or list(part["index"]) != [batch["index"][r] for r in chunk]:
             raise RuntimeError(f"stage {stage.name!r} changed the rows of its batch (stages must never drop rows)")
         put_rows(batch, chunk, part)
-        keep_rejected_thumbnails(batch, chunk, judged)
+        keep_rejected_thumbnails(batch, chunk, seen)
     return batch
 
 
@@ -51,10 +59,11 @@ def keep_rejected_thumbnails(batch: Batch, rows: list[int], judged: list) -> Non
                 batch["thumb"][r] = make_thumbnail(img)
 
 
-def run_stages(stages: list[Stage], batch: Batch, timings: dict[str, float] | None = None) -> Batch:
+def run_stages(stages: list[Stage], batch: Batch, timings: dict[str, float] | None = None,
+               pool: Executor | None = None) -> Batch:
     for st in stages:
         t0 = time.perf_counter()
-        batch = run_stage(st, batch)
+        batch = run_stage(st, batch, pool)
         if timings is not None:
             timings[st.name] = timings.get(st.name, 0.0) + time.perf_counter() - t0
     return batch
@@ -64,5 +73,8 @@ def shard_batch(start: int, end: int) -> Batch:
     return new_batch(list(range(start, end)))
 
 
-def write_batch(writer: DatasetWriter, shard: int, start: int, end: int, batch: Batch, timings: dict) -> dict:
-    return writer.write_batch(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}})
+def write_batch(writer: DatasetWriter, shard: int, start: int, end: int, batch: Batch, timings: dict,
+                pool: Executor | None = None) -> dict:
+    """Write a shard; with a thread ``pool`` its images are encoded in parallel (written in index order)."""
+    return writer.write_batch(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}},
+                              map_fn=pool.map if pool is not None else None)

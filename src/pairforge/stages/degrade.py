@@ -9,6 +9,11 @@ from pairforge.stage import RunContext, Stage
 
 log = logging.getLogger(__name__)
 
+#: degrader kinds whose ``degrade`` may run concurrently on different images in threads of one process
+#: (per-sample work from per-sample seeds; the chain's thread pool is guarded; realworld's lazily built
+#: depth/segment providers may at worst be built twice on the first concurrent calls)
+THREAD_SAFE_KINDS = ("chain", "simple", "realworld")
+
 
 class DegradeStage(Stage):
     name = "degrade"
@@ -16,6 +21,10 @@ class DegradeStage(Stage):
     def __init__(self, config, context: RunContext):
         super().__init__(config, context)
         self.degrader = None
+
+    @property
+    def concurrent_calls(self) -> bool:  # type: ignore[override]
+        return getattr(self.config, "kind", None) in THREAD_SAFE_KINDS
 
     def setup(self) -> None:
         self.degrader = build_degrader(self.config)

@@ -62,6 +62,7 @@ class FilterStage(Stage):
 
 class SanityStage(FilterStage):
     name = "sanity"
+    concurrent_calls = True  # pure numpy checks per image
 
     def __init__(self, config: SanityFilterConfig, context: RunContext):
         super().__init__(config, context)

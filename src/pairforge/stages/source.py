@@ -37,6 +37,7 @@ def source_stages(config, context: RunContext, files: list[str] | None = None) -
 
 class SourceStage(Stage):
     name = "source"
+    concurrent_calls = True  # reading and decoding files: no state between calls
 
     def __init__(self, config, context: RunContext, files: list[str] | None = None):
         super().__init__(config, context)
@@ -48,9 +49,7 @@ class SourceStage(Stage):
 
     def load_hq(self, index: int):
         """The clean image of any index (for degradations that need a second image)."""
-        if self.source is None:
-            self.setup()
-            self._ready = True
+        self.ensure_ready()
         img, _ = self.source.load(index, self.context.rng(index, "source"))
         return img
 
