@@ -155,7 +155,8 @@ def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: flo
         if on_record:
             on_record(rec)
 
-    executor_for(executor, config.ray, ray_address).run(plan, pending, record_cb)
+    runner = executor_for(executor, config.ray, ray_address)
+    runner.run(plan, pending, record_cb)
     lock.check()
     records = ledger.committed_records(storage)
     missing = [s.shard for s in shards if not ledger.is_done(records.get(s.shard), s.start, s.end)]
@@ -165,7 +166,7 @@ def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: flo
     removed = ledger.cleanup(storage, records, shards)
     reports = post_run_reports(config, plan, storage)
     seconds = time.perf_counter() - t0
-    ledger.finish_run(storage, {"finished": time.time(), "seconds": round(seconds, 3), "executor": executor,
+    ledger.finish_run(storage, {"finished": time.time(), "seconds": round(seconds, 3), "executor": runner.name,
                                 "shards_written": len(pending), "inputs": counters["inputs"],
                                 "accepted": counters["accepted"]})
     report, card = write_report(config, storage)
