@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pairforge.degradations.realworld import RealWorldDegradeConfig
-from pairforge.degradations.realworld.depth import DepthConfig, prior_depth
+from pairforge.degradations.realworld.depth import DepthConfig
 from pairforge.degradations.realworld.segments import (
     SegmentsConfig,
     classical_segments,
@@ -110,7 +110,12 @@ def test_sam_family_segments_provider(which, tiny_sam, tiny_sam2, small_photo):
     cfg = RealWorldDegradeConfig(weights={"blur": 1.0}, blur={"modes": {"object": 1.0}},
                                  segments={"model": path, "points_per_side": 2, "min_iou": 0.0, "device": "cpu"})
     res = cfg.build().degrade([small_photo], [1], [{}])[0]
-    assert res.params["segments_source"] == f"transformers:{path}"
+    assert res.params["segments_source"] == f"transformers:{path}"  # the subject is picked among its masks
+    assert res.params["scene"]["subject_source"] == "model-masks"
+    # a batch runs the segmenter once for all its images
+    prov = SegmentsConfig(model=path, points_per_side=2, min_iou=0.0, device="cpu", batch_size=4).build()
+    maps = prov.batch([small_photo, small_photo[:48]])
+    assert [m.shape for m in maps] == [(64, 64), (48, 64)]
 
 
 def test_missing_or_wrong_models_are_clear_errors(tmp_path, small_photo, tiny_dpt):
@@ -133,16 +138,12 @@ def test_masks_to_labels_prefers_small_masks_and_drops_duplicates():
     assert np.unique(masks_to_labels(big, np.array([[0.1], [0.1]]), 0.5)).size == 1  # low IoU dropped
 
 
-def test_classical_segments_and_prior_depth(photos):
-    for method in ("felzenszwalb", "slic"):
-        lab = classical_segments(photos[0], method, 12)
-        n = lab.max() + 1
-        assert lab.shape == photos[0].shape[:2] and 3 <= n <= 60, (method, n)
-    d = prior_depth(photos[0])
-    assert d[:10].mean() > d[-10:].mean()  # top of the frame is farther
-    assert np.all(prior_depth(photos[0], "constant") == 0.5)
-    v = prior_depth(photos[0], "vertical")
-    assert v[0, 0] == 1.0 and v[-1, 0] == 0.0
+def test_classical_segments_follow_the_requested_count(photos):
+    for method in ("merge", "felzenszwalb", "slic"):
+        for n in (4, 8, 12, 24):
+            lab = classical_segments(photos[0], method, n)
+            assert lab.shape == photos[0].shape[:2] and lab.max() + 1 == n, (method, n, lab.max() + 1)
+            assert np.array_equal(np.unique(lab), np.arange(n))
 
 
 def test_configured_models_are_declared_for_models_pull():

@@ -12,11 +12,18 @@ so the LQ stays registered with the HQ.
 - defocus: a thin lens images a point off the focal plane as the aperture's shape, a uniform disk
   (pillbox), of radius proportional to |depth - focus| when depth dependent (circle of confusion).
 - gaussian: the aggregate of many small optical imperfections.
-- object: one segment moves during the exposure (segment-aware). Layered model:
-  ``B = (1 - K*m) * L + K*(m * L)`` with ``m`` the segment mask: the object smears over the background.
+- object: the salient foreground object moves during the exposure. Layered model:
+  ``B = (1 - K*m) * L + K*(m * L)`` with ``m`` the subject's soft matte (feathered edge, so no seam):
+  the object smears over the background. Without a confident subject the sample falls back to linear
+  camera motion (``object_form: camera``): blurring a random region (the floor, half a suit) is not
+  what a moving object looks like.
 
-Spatial sizes are fractions of the image's short side. Needs: depth (depth-dependent defocus), segments
-(object mode); without them in ``aux`` the prior depth / classical segments are used.
+Depth-dependent defocus takes the scene's depth when it has a usable cue (``defocus_form: depth``);
+otherwise the camera focused on the salient subject and the background is out of focus
+(``subject_background``), or, with no subject, the whole frame is (``uniform``).
+
+Spatial sizes are fractions of the image's short side, with a floor in pixels per level, so every
+severity blurs visibly at any size.
 """
 from __future__ import annotations
 
@@ -41,8 +48,7 @@ from pairforge.degradations.realworld.common import (
     uniform,
     weighted_choice,
 )
-from pairforge.degradations.realworld.depth import scene_depth
-from pairforge.degradations.realworld.segments import pick_segment, scene_segments
+from pairforge.degradations.realworld.scene import scene_of
 from pairforge.degradations.realworld.strength import (
     directional_energy,
     gray,
@@ -66,10 +72,13 @@ class BlurConfig(TypeConfig):
     trajectory_points: int = Field(48, ge=8, le=256, description="samples of a shake trajectory")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"length": (0.01, 0.02), "radius": (0.004, 0.008), "sigma": (0.003, 0.006)},
-        "medium": {"length": (0.02, 0.04), "radius": (0.008, 0.016), "sigma": (0.006, 0.012)},
-        "heavy": {"length": (0.04, 0.08), "radius": (0.016, 0.03), "sigma": (0.012, 0.024)},
+        "light": {"length": (0.01, 0.018), "radius": (0.004, 0.007), "sigma": (0.003, 0.005)},
+        "medium": {"length": (0.018, 0.035), "radius": (0.007, 0.013), "sigma": (0.005, 0.009)},
+        "heavy": {"length": (0.035, 0.07), "radius": (0.013, 0.025), "sigma": (0.009, 0.018)},
     }
+    #: the smallest blur of each level in pixels (length / radius / sigma): a fraction of a small image's
+    #: side can fall below a pixel, and a "heavy" blur must never be a no-op
+    MIN_PX: ClassVar[dict] = {"light": (2.0, 1.0, 0.8), "medium": (3.5, 1.8, 1.3), "heavy": (6.0, 3.0, 2.2)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,8 +175,6 @@ class Blur(RealWorldType):
         elif mode in ("linear", "object"):
             p["length"] = uniform(rng, c.range("length", level))
             p["angle"] = uniform(rng, (0.0, 180.0))
-            if mode == "object":
-                p["segment_pick"] = float(rng.random())
         elif mode == "defocus":
             p["radius"] = uniform(rng, c.range("radius", level))
             p["depth_dependent"] = bool(rng.random() < c.depth_dependent_probability)
@@ -179,21 +186,35 @@ class Blur(RealWorldType):
 
     def needs(self, params):
         if params["mode"] == "object":
-            return {"segments"}
+            return {"subject"}
         if params["mode"] == "defocus" and params.get("depth_dependent"):
-            return {"depth"}
+            return {"depth", "subject"}
         return set()
+
+    def bind(self, image, params, aux):
+        if params["mode"] == "object":
+            return {"object_form": "subject" if scene_of(image, aux).has_subject else "camera"}
+        if params["mode"] == "defocus" and params.get("depth_dependent"):
+            sc = scene_of(image, aux)
+            form = "depth" if sc.has_depth else ("subject_background" if sc.has_subject else "uniform")
+            return {"defocus_form": form}
+        return {}
+
+    def pixels(self, params: dict, key: str, size: int) -> float:
+        """A spatial parameter in pixels at short side ``size``, floored per level (always a blur)."""
+        floor = dict(zip(("length", "radius", "sigma"), self.config.MIN_PX[params.get("severity", "light")]))[key]
+        return max(params[key] * size, floor)
 
     def kernel(self, params: dict, size: int) -> np.ndarray:
         """The blur kernel for a short side of ``size`` px (defocus: the maximum-radius disk)."""
         mode = params["mode"]
         if mode == "shake":
-            return render_path(np.asarray(params["trajectory"]) * params["length"] * size)
+            return render_path(np.asarray(params["trajectory"]) * self.pixels(params, "length", size))
         if mode in ("linear", "object"):
-            return linear_kernel(params["length"] * size, params["angle"])
+            return linear_kernel(self.pixels(params, "length", size), params["angle"])
         if mode == "defocus":
-            return disk_kernel(params["radius"] * size)
-        s = params["sigma"] * size
+            return disk_kernel(self.pixels(params, "radius", size))
+        s = self.pixels(params, "sigma", size)
         half = int(np.ceil(3 * s)) + 1
         g = np.exp(-0.5 * (np.arange(-half, half + 1) / max(s, 1e-3)) ** 2)
         return (np.outer(g, g) / np.outer(g, g).sum()).astype(np.float32)
@@ -204,28 +225,35 @@ class Blur(RealWorldType):
         size = short_side(image)
         mode = params["mode"]
         if mode == "gaussian":
-            out = gaussian(lin, params["sigma"] * size)
-        elif mode == "object":
-            m = pick_segment(scene_segments(image, aux), params["segment_pick"]).astype(np.float32)
+            out = gaussian(lin, self.pixels(params, "sigma", size))
+        elif mode == "object" and params.get("object_form", "subject") == "subject" \
+                and scene_of(image, aux).has_subject:
+            m = scene_of(image, aux).subject(image.shape[:2])
             k = self.kernel(params, size)
             km = convolve(m, k)[..., None]
             out = (1.0 - km) * lin + convolve(lin * m[..., None], k)
-        elif mode == "defocus" and params.get("depth_dependent"):
+        elif mode == "defocus" and params.get("depth_dependent") and params.get("defocus_form") != "uniform":
             out = self._depth_defocus(lin, image, params, aux, size)
         else:
             out = convolve(lin, self.kernel(params, size))
         return to_uint8(linear_to_srgb(out))
 
     def _depth_defocus(self, lin, image, params, aux, size):
-        depth = scene_depth(image, aux)
-        f = params["focus_depth"]
-        coc = np.abs(depth - f) / max(f, 1.0 - f)  # 0 in the focal plane .. 1 at the far extreme
-        r_max = params["radius"] * size
-        levels = np.linspace(0.0, 1.0, 6)
+        sc = scene_of(image, aux)
+        form = params.get("defocus_form") or ("depth" if sc.has_depth else "subject_background")
+        if form == "depth":
+            depth = sc.depth(image.shape[:2])
+            f = params["focus_depth"]
+            coc = np.abs(depth - f) / max(f, 1.0 - f)  # 0 in the focal plane .. 1 at the far extreme
+        else:  # focused on the subject, the background behind it at the maximum blur
+            m = sc.subject(image.shape[:2])
+            coc = np.ones(image.shape[:2], np.float32) if m is None else 1.0 - m
+        r_max = self.pixels(params, "radius", size)
+        levels = np.linspace(0.0, 1.0, 4)
         stack = [lin if lv == 0 else convolve(lin, disk_kernel(lv * r_max)) for lv in levels]
-        pos = coc * (len(levels) - 1)
-        i0 = np.clip(np.floor(pos).astype(int), 0, len(levels) - 2)
-        t = (pos - i0)[..., None]
+        pos = np.clip(coc, 0.0, 1.0) * (len(levels) - 1)
+        i0 = np.clip(np.floor(pos).astype(np.int32), 0, len(levels) - 2)
+        t = (pos - i0).astype(np.float32)[..., None]
         out = np.zeros_like(lin)
         for i in range(len(levels) - 1):
             sel = (i0 == i)[..., None]

@@ -1,13 +1,21 @@
-"""``kind: realworld``: per-sample choice among the nine real-world types, optional stacking, optional
-web-style tail, with depth and segment providers, and a measured strength in every sample's params.
+"""``kind: realworld``: per-sample choice among the nine real-world types, stacking, a capture/upload
+tail, with a scene model (depth, salient subject, segments), and a measured strength in every sample.
 
 Per sample (seeded by the pipeline from (run seed, index) only, so batching never changes a pair):
 one type drawn by ``weights`` (equal over the nine by default, as the reference trainer sampled the
-tasks), or with probability ``stack.probability`` several types (a preset such as
+tasks), or with probability ``stack.probability`` (30% by default) a second type (a preset such as
 low_light + noise + compression, or ``stack.count`` types drawn by weight) applied in physical order;
-then, with probability ``web_tail.probability``, the web tail. All parameters are drawn before any
-pixel is touched, so the random stream does not depend on image content. Depth / segments are computed
-once per sample, on the HQ, and only when a drawn type needs them; the provider used is recorded.
+then, with probability ``web_tail.probability`` (80% by default), the capture/upload tail (resize, blur,
+noise, JPEG): real photos rarely carry exactly one clean effect. All random parameters are drawn before
+any pixel is touched; parameters that depend on the image (where a flare's source is, which depth form
+the scene allows, the exposure that reaches a target brightness) are resolved by each type's ``bind``
+and recorded. Rain is outdoor weather: on documents and scenes without an outdoor layout another type
+is drawn instead (``substituted`` in the record) unless ``rain.scenes: any``.
+
+Scene inputs are computed once per sample on the HQ and only when a drawn type needs them: the
+weight-free scene model (:mod:`.scene`), or, when configured, a depth network and a SAM-family
+segmenter, each run once per batch on the batch's images that need it; ``scene`` in the record says
+which depth form and sources were used.
 """
 from __future__ import annotations
 
@@ -19,9 +27,15 @@ from pydantic import Field, create_model, field_validator
 from pairforge.batch import jsonable
 from pairforge.configbase import IntRange, Resources, StrictModel
 from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
-from pairforge.degradations.realworld.common import SeverityChoice, check_image, tidy
+from pairforge.degradations.realworld.common import (
+    SeverityChoice,
+    check_image,
+    tidy,
+    weighted_choice,
+)
 from pairforge.degradations.realworld.depth import DepthConfig
 from pairforge.degradations.realworld.registry import NAMES, ORDER, make_type
+from pairforge.degradations.realworld.scene import Scene
 from pairforge.degradations.realworld.segments import SegmentsConfig
 from pairforge.degradations.realworld.strength import psnr, psnr_ssim
 from pairforge.degradations.realworld.webtail import (
@@ -37,8 +51,8 @@ TypeName = Literal[NAMES]  # type: ignore[valid-type]
 
 
 class StackConfig(StrictModel):
-    probability: float = Field(0.0, ge=0.0, le=1.0, description="share of samples with several types")
-    count: IntRange = Field((2, 3), description="types per stacked sample (when no presets)")
+    probability: float = Field(0.3, ge=0.0, le=1.0, description="share of samples with several types")
+    count: IntRange = Field((2, 2), description="types per stacked sample (when no presets)")
     presets: list[list[TypeName]] = Field(
         default_factory=list, description="fixed stacks, one drawn uniformly, e.g. [[low_light, noise, compression]]")
 
@@ -70,7 +84,8 @@ class _RealWorldDegradeBase(StrictModel):
     web_tail: WebTailConfig = WebTailConfig()
     depth: DepthConfig = DepthConfig()
     segments: SegmentsConfig = SegmentsConfig()
-    measure_ssim: bool = Field(True, description="record SSIM (costs ~as much as a light degradation)")
+    measure_ssim: bool = Field(True, description="record SSIM of LQ vs HQ (OpenCV, ~5 ms at 512 px)")
+    type_statistics: bool = Field(True, description="record each type's signature statistic")
     resources: Resources = Resources(batch_size=8)
 
     @field_validator("weights")
@@ -145,50 +160,120 @@ class RealWorldDegrader(Degrader):
         return [n for n in ORDER if n in chosen]
 
     def prepare_scene(self, image: np.ndarray, needs: set[str], aux: dict) -> dict:
-        """Fill depth / segments into ``aux`` (computed on the HQ) and say which source was used."""
-        info: dict[str, Any] = {}
+        """Put the scene model (and a configured provider's depth / segments, unless the caller or the
+        batch pass already did) into ``aux``; returns what the record says about the scene."""
+        scene = aux.get("scene")
+        if not isinstance(scene, Scene) or scene.shape != image.shape[:2]:
+            scene = Scene(image)
+            aux["scene"] = scene
         if "depth" in needs:
-            if aux.get("depth") is None:
-                aux["depth"] = self.depth_provider(image)
-                aux["depth_source"] = self.depth_provider.source
-            info["depth_source"] = aux.get("depth_source", "aux")
-        if "segments" in needs:
-            if aux.get("segments") is None:
+            if aux.get("depth") is not None:
+                scene.set_depth(aux["depth"], str(aux.get("depth_source", "aux")))
+            elif self.config.depth.model and scene.depth_form != "model":
+                scene.set_depth(self.depth_provider(image), self.depth_provider.source)
+        if aux.get("subject") is not None and "subject" in needs:
+            scene.set_subject(aux["subject"])
+        model = self.config.segments.model
+        if ("segments" in needs or (model and "subject" in needs)) and aux.get("segments") is None:
+            if model or self.config.segments.method != "merge":
                 aux["segments"] = self.segment_provider(image)
                 aux["segments_source"] = self.segment_provider.source
+            else:
+                aux["segments"] = scene.segments(self.config.segments.segments, image.shape[:2])
+                aux["segments_source"] = "classical:merge"
+        if model and "subject" in needs and aux.get("segments") is not None:
+            scene.set_regions(aux["segments"])  # the subject is one of the model's masks
+            needs.add("segments")
+        return {}
+
+    def scene_record(self, aux: dict, needs: set[str]) -> dict:
+        info: dict[str, Any] = {}
+        scene = aux.get("scene")
+        if isinstance(scene, Scene):
+            info = scene.info
+        if "depth" in needs and isinstance(scene, Scene):
+            info["depth_form"], info["depth_source"] = scene.depth_form, scene.depth_source
+        if "subject" in needs and isinstance(scene, Scene):
+            info["subject_source"] = "model-masks" if self.config.segments.model else "saliency"
+        if "segments" in needs and aux.get("segments") is not None:
             info["segments_source"] = aux.get("segments_source", "aux")
             info["segments_count"] = int(np.unique(aux["segments"]).size)
         return info
+
+    def _plan(self, image: np.ndarray, seed: int, aux: dict) -> tuple[list, dict | None, dict]:
+        """Draw the sample's types and parameters; swap rain for another type where it does not belong."""
+        rng = rng_from_seed(seed)
+        names = self.choose(rng)
+        plan = [(n, self.types[n].sample(rng)) for n in names]
+        tail = sample_tail(self.config.web_tail, rng) if rng.random() < self.config.web_tail.probability else None
+        substituted = {}
+        if "rain" in names:
+            if "scene" not in aux:
+                aux["scene"] = Scene(image)
+            why = self.types["rain"].applicable(image, aux)
+            if why is not None:
+                others = {n: w for n, w in self.config.weights.items() if n != "rain" and n not in names and w > 0}
+                sub_rng = rng_from_seed(seed ^ 0x5EED5)
+                plan = [(n, p) for n, p in plan if n != "rain"]
+                if others:
+                    n = weighted_choice(sub_rng, others)
+                    plan.append((n, self.types[n].sample(sub_rng)))
+                    substituted = {"rain": n, "reason": why}
+                else:
+                    substituted = {"rain": None, "reason": why}
+                plan.sort(key=lambda t: ORDER.index(t[0]))
+        return plan, tail, substituted
 
     def degrade(self, images, seeds, aux=None):
         if aux is None:
             aux = [{} for _ in images]
         if not (len(images) == len(seeds) == len(aux)):
             raise ValueError(f"images, seeds and aux differ in length: {len(images)}, {len(seeds)}, {len(aux)}")
-        return [self.degrade_one(img, int(s), a) for img, s, a in zip(images, seeds, aux)]
+        for img in images:
+            check_image(img)
+        locals_ = [dict(a or {}) for a in aux]
+        plans = [self._plan(img, int(s), a) for img, s, a in zip(images, seeds, locals_)]
+        # networks run once per batch, on the images whose drawn types need them
+        if self.config.depth.model:
+            want = [i for i, (plan, _, _) in enumerate(plans)
+                    if any("depth" in self.types[n].needs(p) for n, p in plan) and locals_[i].get("depth") is None]
+            if want:
+                maps = self.depth_provider.batch([images[i] for i in want])
+                for i, d in zip(want, maps):
+                    locals_[i]["depth"], locals_[i]["depth_source"] = d, self.depth_provider.source
+        if self.config.segments.model:
+            want = [i for i, (plan, _, _) in enumerate(plans)
+                    if any(self.types[n].needs(p) & {"segments", "subject"} for n, p in plan)
+                    and locals_[i].get("segments") is None]
+            if want:
+                maps = self.segment_provider.batch([images[i] for i in want])
+                for i, lab in zip(want, maps):
+                    locals_[i]["segments"], locals_[i]["segments_source"] = lab, self.segment_provider.source
+        return [self._run(img, pl, a) for img, pl, a in zip(images, plans, locals_)]
 
     def degrade_one(self, image: np.ndarray, seed: int, aux: dict | None = None) -> DegradeResult:
-        check_image(image)
-        rng = rng_from_seed(seed)
-        names = self.choose(rng)
-        plan = [(n, self.types[n].sample(rng)) for n in names]
-        tail = sample_tail(self.config.web_tail, rng) if rng.random() < self.config.web_tail.probability else None
-        local = dict(aux or {})
+        return self.degrade([image], [seed], [aux or {}])[0]
+
+    def _run(self, image: np.ndarray, planned: tuple, local: dict) -> DegradeResult:
+        plan, tail, substituted = planned
+        names = [n for n, _ in plan]
         local["_partner_cache"] = {}
         needs: set[str] = set()
         for n, p in plan:
             needs |= self.types[n].needs(p)
         record: dict[str, Any] = {"chain": "realworld", "type": "+".join(names), "types": names,
                                   "stacked": len(names) > 1, "scale": 1}
-        record.update(self.prepare_scene(image, needs, local))
+        if substituted:
+            record["substituted"] = substituted
+        self.prepare_scene(image, needs, local)
         x = image
         ops = []
         stats = {}
         for n, p in plan:
             t = self.types[n]
-            p.update(jsonable(t.bind(x, p, local)))
+            p.update(jsonable(t.bind(x if n != "flare" else image, p, local)))
             y = t.apply(x, p, local)
-            stat = tidy(t.statistic(x, y, p, local))
+            stat = tidy(t.statistic(x, y, p, local)) if self.config.type_statistics else {}
             stat["psnr"] = psnr(x, y)
             p.pop("type", None)
             ops.append({"op": n, **p, "stat": stat})
@@ -199,8 +284,13 @@ class RealWorldDegrader(Degrader):
             ops.append(tail)
         record["web_tail"] = tail is not None
         record["ops"] = ops
+        scene = self.scene_record(local, needs)
+        for k in ("depth_source", "segments_source", "segments_count"):
+            if k in scene:
+                record[k] = scene[k]
+        if scene:
+            record["scene"] = scene
         strength = psnr_ssim(image, x) if self.config.measure_ssim else {"psnr": psnr(image, x)}
         strength["stats"] = stats
         record["strength"] = strength
         return DegradeResult(lq=np.ascontiguousarray(x), params=tidy(record))
-

@@ -9,6 +9,13 @@ placed on the line through the source and the optical centre; all of it lifts th
 *veiling glare*. Stray light adds to the image irradiance, so the flare is added in linear light and the
 sum clips at the sensor's full well (the saturated core).
 
+Where the source is. Flare needs a light source: the brightest compact near-saturated region of the
+photo when it has one (a lamp, the sun, a specular highlight; ``anchor: bright_source``), else a source
+just outside the frame (the sun above or beside the view; ``anchor: outside_frame``), never an arbitrary
+point on a coat or a face. Colours: the source's own colour when it is in the image, else a black-body
+colour between 2700 K (tungsten) and 6500 K (daylight); ghosts take the faint green, amber or violet
+tints of anti-reflection coatings.
+
 Pattern mode follows the Flare7K recipe with user images from ``pattern_dir``: linearise the pattern
 (gamma), transform it (rotation, scale, translation, shear, flip), brighten, blur, add a small DC offset,
 add it to the linearised photo, clip, re-encode.
@@ -51,7 +58,8 @@ class FlareConfig(TypeConfig):
     streak_length: FloatRange | None = Field(None, description="starburst length, fraction of the short side")
     veil: FloatRange | None = Field(None, description="veiling glare, linear units")
     ghosts: IntRange = Field((2, 7), description="number of ghosts")
-    inside_probability: float = Field(0.85, ge=0.0, le=1.0, description="source inside the frame")
+    inside_probability: float = Field(0.85, ge=0.0, le=1.0, description="anchor to a bright source of the "
+                                      "photo when it has one (else a source just outside the frame)")
     pattern_dir: str | None = Field(None, description="directory of flare pattern images (Flare7K style)")
     pattern_probability: float = Field(0.5, ge=0.0, le=1.0, description="use a pattern when a dir is set")
 
@@ -72,10 +80,56 @@ def list_patterns(directory: str | Path) -> list[str]:
     return names
 
 
+#: sRGB-relative colours of black-body radiators (Kelvin -> linear RGB, max channel 1)
+BLACKBODY = {2700: (1.0, 0.62, 0.31), 3200: (1.0, 0.71, 0.45), 4000: (1.0, 0.81, 0.64),
+             5000: (1.0, 0.90, 0.82), 5800: (1.0, 0.96, 0.93), 6500: (0.96, 0.97, 1.0)}
+#: residual reflections of anti-reflection coatings (ghost tints): faint green, amber, violet
+COATINGS = ((0.75, 1.0, 0.7), (1.0, 0.85, 0.6), (0.82, 0.75, 1.0), (0.9, 1.0, 0.9))
+
+
 def tint(rng: np.random.Generator) -> list[float]:
-    """A light-source colour from warm (tungsten, sodium) to cool (daylight, LED)."""
-    c = np.array([1.0, rng.uniform(0.78, 1.0), rng.uniform(0.5, 1.1)])
+    """A light source's colour on the black-body locus (2700 K .. 6500 K), interpolated."""
+    ks = sorted(BLACKBODY)
+    k = rng.uniform(ks[0], ks[-1])
+    c = np.array([np.interp(k, ks, [BLACKBODY[t][i] for t in ks]) for i in range(3)])
     return [rnd(v, 4) for v in c / c.max()]
+
+
+def coating_tint(rng: np.random.Generator) -> list[float]:
+    c = np.asarray(COATINGS[int(rng.integers(0, len(COATINGS)))])
+    return [rnd(v, 4) for v in c]
+
+
+def find_source(image: np.ndarray) -> dict | None:
+    """The brightest compact near-saturated region (centre as a fraction of the frame, its colour), or
+    None. Compact: under 4% of the frame; a blown-out sky or a white wall is no point source."""
+    h, w = image.shape[:2]
+    f = min(1.0, 96.0 / min(h, w))
+    small = cv2.resize(image, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA) \
+        if f < 1 else image
+    lin = image_to_linear(small)
+    lum = lin @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
+    bright = (lum >= 0.9).astype(np.uint8)  # near-saturated (sRGB >= ~0.95): a light, not a white shirt
+    if not bright.any():
+        return None
+    n, cc, stats, cent = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    best, score = None, 0.0
+    for i in range(1, n):
+        area = stats[i, cv2.CC_STAT_AREA]
+        if area > 0.04 * bright.size:
+            continue
+        m = cc == i
+        e = float(lum[m].sum())
+        if e > score:
+            best, score = i, e
+    if best is None:
+        return None
+    m = cc == best
+    col = lin[m].mean(0)
+    col = 0.5 * col / max(float(col.max()), 1e-6) + 0.5  # a saturated source reads near white: keep its hue, soften it
+    sh, sw = small.shape[:2]
+    return {"position": [float((cent[best][0] + 0.5) / sw), float((cent[best][1] + 0.5) / sh)],
+            "tint": [float(v) for v in col / col.max()]}
 
 
 def polygon_distance(dx: np.ndarray, dy: np.ndarray, sides: int, rotation: float) -> np.ndarray:
@@ -112,11 +166,10 @@ class Flare(RealWorldType):
                 "blur_sigma": uniform(rng, (0.0002, 0.005)),
                 "dc_offset": uniform(rng, (-0.02, 0.02)),
             }
-        if rng.random() < c.inside_probability:
-            pos = [uniform(rng, (0.1, 0.9)), uniform(rng, (0.05, 0.6))]
-        else:
-            side = int(rng.integers(0, 3))
-            pos = [[-0.08, uniform(rng, (0, 0.6))], [1.08, uniform(rng, (0, 0.6))], [uniform(rng, (0, 1)), -0.08]][side]
+        # a source just outside the frame, used when the photo has no bright source of its own
+        side = int(rng.integers(0, 3))
+        off = uniform(rng, (0.03, 0.12))
+        pos = [[-off, uniform(rng, (0, 0.5))], [1 + off, uniform(rng, (0, 0.5))], [uniform(rng, (0.1, 0.9)), -off]][side]
         blades = integer(rng, (5, 9))
         ghosts = []
         for _ in range(integer(rng, c.ghosts)):
@@ -125,7 +178,7 @@ class Flare(RealWorldType):
                 "t": t,
                 "radius": uniform(rng, (0.015, 0.09)),
                 "intensity": uniform(rng, (0.04, 0.15)),
-                "tint": tint(rng)[::-1] if rng.random() < 0.5 else tint(rng),
+                "tint": coating_tint(rng),
                 "sides": blades if rng.random() < 0.6 else 0,
                 "ring": bool(rng.random() < 0.3),
             })
@@ -147,7 +200,18 @@ class Flare(RealWorldType):
             "ray_seed": new_seed(rng),
             "ghosts": ghosts,
             "veil": uniform(rng, c.range("veil", level)),
+            "use_source": bool(rng.random() < c.inside_probability),
         }
+
+    def bind(self, image, params, aux):
+        """Anchor the flare to the photo's brightest compact source, or keep the outside-frame one."""
+        if params.get("source") != "procedural":
+            return {}
+        src = find_source(image) if params.get("use_source", True) else None
+        if src is None:
+            return {"anchor": "outside_frame"}
+        return {"anchor": "bright_source", "position": [rnd(v, 5) for v in src["position"]],
+                "tint": [rnd(v, 4) for v in src["tint"]]}
 
     # ----------------------------------------------------------------------------------------------
 
@@ -237,7 +301,14 @@ class Flare(RealWorldType):
             out = np.clip(lin + self._pattern((h, w), params), 0.0, 1.0)
             return to_uint8(np.power(out, 1.0 / g))
         lin = image_to_linear(image)
-        return to_uint8(linear_to_srgb(np.clip(lin + self.render((h, w), params), 0.0, 1.0)))
+        # the flare is smooth at the scale of a pixel: render it at <= 320 px and upsample
+        f = min(1.0, 320.0 / min(h, w))
+        if f < 1:
+            small = self.render((max(8, round(h * f)), max(8, round(w * f))), params)
+            flare = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            flare = self.render((h, w), params)
+        return to_uint8(linear_to_srgb(np.clip(lin + flare, 0.0, 1.0)))
 
     def statistic(self, hq, lq, params, aux=None):
         g0, g1 = gray(hq), gray(lq)

@@ -8,7 +8,13 @@ so it is shaped by an exponent ``gamma`` (``t = exp(-beta d^gamma)``, reference 
 for the unknown metric scale. Fog is seldom homogeneous: ``beta`` is modulated by a smooth random field
 (``heterogeneity``). ``t`` is slightly blurred (depth maps are not pixel exact at edges) and clipped to
 [t_min, 1]. The airlight is bright grey with a slight blue bias and per-channel jitter, brighter for
-thicker haze.
+thicker haze. Light sources glow: scattering spreads the light of bright, near-saturated sources into a
+wide halo (the atmospheric point spread function), in proportion to the haze along the way.
+
+Depth forms (from :mod:`.scene`, recorded as ``depth_form``): with a measured depth or an outdoor layout
+the haze grows with depth over the scene's range (far parts reach ``exp(-beta)``); without a usable cue
+(close-ups, portraits, indoor) the haze is near-uniform, at the strength of a mid-depth scene, varying
+only by the heterogeneity field: a made-up depth would put the densest fog on a face.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from pairforge.degradations.realworld.common import (
     to_uint8,
     uniform,
 )
-from pairforge.degradations.realworld.depth import scene_depth
+from pairforge.degradations.realworld.scene import scene_of
 from pairforge.degradations.realworld.strength import gray, local_std
 from pairforge.registry import REALWORLD_TYPES
 
@@ -44,11 +50,14 @@ class HazeConfig(TypeConfig):
     airlight: FloatRange = Field((0.78, 0.95), description="airlight grey level (sRGB)")
     heterogeneity: FloatRange = Field((0.0, 0.4), description="relative amplitude of beta's variation")
     t_min: float = Field(0.05, ge=0.0, lt=1.0)
+    neutral_depth: float = Field(0.55, ge=0.0, le=1.0, description="effective depth of the uniform haze "
+                                 "used when the scene has no usable depth cue")
+    glow: FloatRange = Field((0.5, 1.5), description="strength of the glow around light sources")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"beta": (0.3, 0.7)},
-        "medium": {"beta": (0.7, 1.3)},
-        "heavy": {"beta": (1.3, 2.4)},
+        "light": {"beta": (0.25, 0.5)},
+        "medium": {"beta": (0.5, 1.0)},
+        "heavy": {"beta": (1.0, 1.8)},
     }
 
 
@@ -60,6 +69,26 @@ def smooth_field(shape: tuple[int, int], seed: int, scale: float) -> np.ndarray:
     coarse = rng.uniform(-1, 1, size=(g, g)).astype(np.float32)
     f = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
     return np.clip(f / max(np.abs(f).max(), 1e-6), -1, 1)
+
+
+def source_glow(lin: np.ndarray, strength: float) -> np.ndarray | None:
+    """Forward scattering around light sources: the light above 80% of full scale, spread by two wide
+    Gaussians (a narrow aureole and a wide halo), at quarter resolution; None when nothing is that
+    bright (no source, no glow)."""
+    if strength <= 0:
+        return None
+    h, w = lin.shape[:2]
+    f = min(1.0, 128.0 / min(h, w))
+    small = cv2.resize(lin, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA) \
+        if f < 1 else lin
+    excess = np.maximum(small - 0.8, 0.0)
+    if float(excess.max()) <= 0.0:
+        return None
+    s = min(small.shape[:2])
+    g = 2.5 * gaussian(excess, 0.02 * s) + 1.5 * gaussian(excess, 0.07 * s)
+    if f < 1:
+        g = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR)
+    return (strength * g).astype(np.float32)
 
 
 class Haze(RealWorldType):
@@ -83,18 +112,37 @@ class Haze(RealWorldType):
             "hetero_seed": new_seed(rng),
             "t_blur": 0.004,
             "t_min": c.t_min,
+            "glow": uniform(rng, c.glow),
         }
 
     def needs(self, params):
         return {"depth"}
 
+    def bind(self, image, params, aux):
+        sc = scene_of(image, aux)
+        return {"depth_form": sc.depth_form}
+
+    def depth(self, image: np.ndarray, params: dict, aux: dict | None) -> np.ndarray:
+        """The depth the haze uses: the scene's, or the uniform neutral depth."""
+        h, w = image.shape[:2]
+        form = params.get("depth_form") or scene_of(image, aux).depth_form
+        if form == "neutral":
+            return np.full((h, w), self.config.neutral_depth, np.float32)
+        return scene_of(image, aux).depth((h, w))
+
     def transmission(self, image: np.ndarray, params: dict, aux: dict | None) -> np.ndarray:
         h, w = image.shape[:2]
-        d = scene_depth(image, aux)
-        beta = params["beta"] * (1.0 + params["heterogeneity"] * smooth_field(
-            (h, w), params["hetero_seed"], params["hetero_scale"]))
-        t = np.exp(-beta * np.power(d, params["gamma"])).astype(np.float32)
-        t = gaussian(t, params["t_blur"] * min(h, w))
+        d = self.depth(image, params, aux)
+        # smooth fields: computed at <= 128 px and upsampled
+        f = min(1.0, 128.0 / min(h, w))
+        sh, sw = max(8, round(h * f)), max(8, round(w * f))
+        field = smooth_field((sh, sw), params["hetero_seed"], params["hetero_scale"])
+        dd = cv2.resize(d, (sw, sh), interpolation=cv2.INTER_AREA) if (sh, sw) != (h, w) else d
+        beta = params["beta"] * (1.0 + params["heterogeneity"] * field)
+        t = np.exp(-beta * np.power(dd, params["gamma"])).astype(np.float32)
+        t = gaussian(t, params["t_blur"] * min(sh, sw))
+        if (sh, sw) != (h, w):
+            t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(t, params["t_min"], 1.0)
 
     def apply(self, image, params, aux=None):
@@ -102,11 +150,15 @@ class Haze(RealWorldType):
         j = image_to_linear(image)
         t = self.transmission(image, params, aux)[..., None]
         a = srgb_to_linear(np.asarray(params["airlight"], dtype=np.float32))
-        return to_uint8(linear_to_srgb(j * t + a * (1.0 - t)))
+        out = j * t + a * (1.0 - t)
+        glow = source_glow(j, params.get("glow", 0.0))
+        if glow is not None:
+            out = out + glow * (1.0 - t)
+        return to_uint8(linear_to_srgb(out))
 
     def statistic(self, hq, lq, params, aux=None):
         g0, g1 = gray(hq), gray(lq)
-        d = scene_depth(hq, aux)
+        d = self.depth(hq, params, aux)
         size = max(3, min(hq.shape[:2]) // 16 | 1)
         c0, c1 = local_std(g0, size), local_std(g1, size)
         far, near = d >= np.quantile(d, 0.7), d <= np.quantile(d, 0.3)

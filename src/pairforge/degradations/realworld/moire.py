@@ -14,8 +14,15 @@ HQ, as aligned screen-capture datasets are after homography registration), keep 
 Procedural model (``interference``). Two nearly equal gratings ``cos(2 pi f1 n1.x) cos(2 pi f2 n2.x)``
 on slightly warped coordinates give a low beat frequency; the camera blur removes most of the carrier.
 Per-channel phase offsets give the colour banding. Fusing follows the reference practice: a weighted
-mix of a multiplicative blend and a grain-merge (A + B - 0.5 at opacity 0.8). One to three layers are
+mix of a multiplicative blend and a grain-merge (A + B - 0.5 at opacity 0.8), except that the
+grain-merge term is scaled by the local brightness: moire is a modulation of the light the screen
+emits, so black stays black (an additive blend paints fringes onto dark areas). One to three layers are
 fused; the first may be the screen simulation.
+
+Pitch. The fringes people see in screen photos are broad: the display lattice is sampled near a
+rational ratio, display pixels per camera pixel close to 1 or to 1/2, and the beat frequency
+``|pitch - round(pitch)|`` (or ``|2 pitch - 1|``) is low. Pitches are drawn near those ratios
+(``pitch_offset``); pitches far from them only make fine 2-3 px stripes.
 """
 from __future__ import annotations
 
@@ -57,7 +64,10 @@ class MoireConfig(TypeConfig):
     screen_probability: float = Field(0.6, ge=0.0, le=1.0, description="first layer is a screen capture")
     contrast: FloatRange | None = Field(None, description="screen: sub-pixel lattice contrast (0..1)")
     amplitude: FloatRange | None = Field(None, description="interference: pattern amplitude (0..1)")
-    pitch: FloatRange = Field((0.45, 1.15), description="screen: lattice frequency, display pixels per camera pixel")
+    pitch_centres: dict[Literal["1", "0.5"], float] = Field(
+        default_factory=lambda: {"1": 1.0, "0.5": 1.0},
+        description="screen: ratios the lattice frequency is drawn near (display pixels per camera pixel)")
+    pitch_offset: FloatRange = Field((0.015, 0.08), description="screen: |pitch - centre| (beat frequency)")
     rotation: FloatRange = Field((-8.0, 8.0), description="screen: camera roll, degrees")
     demosaic: dict[Literal["bilinear", "edge_aware"], float] = Field(
         default_factory=lambda: {"bilinear": 1.0, "edge_aware": 1.0})
@@ -75,11 +85,14 @@ class MoireConfig(TypeConfig):
 
 def box_series(t: np.ndarray, duty: float, start: float, atten: list[float]) -> np.ndarray:
     """A periodic box (period 1, width ``duty`` from ``start``) as a Fourier series whose k-th harmonic
-    is multiplied by ``atten[k-1]`` (the camera MTF at that frequency)."""
-    out = np.full(t.shape, duty, dtype=np.float64)
+    is multiplied by ``atten[k-1]`` (the camera MTF at that frequency). ``t`` is reduced modulo 1
+    first so float32 keeps its precision."""
+    t = np.mod(t - (start + duty / 2), 1.0).astype(np.float32)
+    out = np.full(t.shape, duty, dtype=np.float32)
     for k, a in enumerate(atten, start=1):
         coef = 2.0 * np.sin(np.pi * k * duty) / (np.pi * k) * a
-        out += coef * np.cos(2 * np.pi * k * (t - start - duty / 2))
+        if abs(coef) > 1e-4:
+            out += np.float32(coef) * np.cos(np.float32(2 * np.pi * k) * t)
     return out
 
 
@@ -92,7 +105,7 @@ def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.n
     """The screen-photograph simulation on a uint8 image (see module docstring)."""
     h, w = image.shape[:2]
     s = float(min(h, w))
-    lin = image_to_linear(image).astype(np.float64)
+    lin = image_to_linear(image)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     X, Y = (xx - (w - 1) / 2) / s, (yy - (h - 1) / 2) / s
     den = 1.0 + p["perspective"][0] * X + p["perspective"][1] * Y
@@ -108,13 +121,13 @@ def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.n
     for ch in range(3):
         stripe = box_series(u, du, ch / 3.0, atten)
         lattice.append((1.0 - c) + c * stripe * rows / (du * dv))
-    lattice = np.stack(lattice, axis=-1)
+    lattice = np.stack(lattice, axis=-1).astype(np.float32)
     layout = CFA[p["cfa"]]
     chan = np.empty((h, w), dtype=np.int64)
     chan[0::2, 0::2], chan[0::2, 1::2] = layout[0]
     chan[1::2, 0::2], chan[1::2, 1::2] = layout[1]
     sensed = np.take_along_axis(lin * lattice, chan[..., None], axis=2)[..., 0]
-    sensed = sensed + rng.normal(scale=p["noise"], size=sensed.shape)
+    sensed = sensed + rng.standard_normal(size=sensed.shape, dtype=np.float32) * np.float32(p["noise"])
     mosaic = np.clip(np.rint(np.clip(sensed, 0, 1) * 65535), 0, 65535).astype(np.uint16)
     code = layout[2] if p["demosaic"] == "bilinear" else layout[3]
     rgb = cv2.cvtColor(mosaic, code).astype(np.float32) / 65535.0
@@ -147,9 +160,10 @@ def interference_pattern(h: int, w: int, p: dict) -> np.ndarray:
 
 
 def fuse(img: np.ndarray, pat: np.ndarray, amplitude: float, weight: float) -> np.ndarray:
-    """Multiply (exposure-compensated) and grain-merge (A + B - 0.5 at opacity 0.8), mixed by ``weight``."""
+    """Multiply (exposure-compensated) and grain-merge (A + B - 0.5 at opacity 0.8), mixed by ``weight``;
+    the grain-merge term scales with the local brightness so dark areas stay dark."""
     mult = img * (1.0 - amplitude + amplitude * pat) / (1.0 - amplitude / 2.0)
-    grain = img + 0.8 * amplitude * (pat - 0.5)
+    grain = img + 0.8 * amplitude * (pat - 0.5) * np.minimum(1.0, 2.0 * img)
     return np.clip(weight * mult + (1.0 - weight) * grain, 0.0, 1.0)
 
 
@@ -165,7 +179,8 @@ class Moire(RealWorldType):
             if i == 0 and rng.random() < c.screen_probability:
                 layers.append({
                     "kind": "screen",
-                    "pitch": uniform(rng, c.pitch),
+                    "pitch": float(weighted_choice(rng, c.pitch_centres)) * (
+                        1.0 + (1 if rng.random() < 0.5 else -1) * uniform(rng, c.pitch_offset)),
                     "rotation": uniform(rng, c.rotation),
                     "perspective": [uniform(rng, (-0.15, 0.15)), uniform(rng, (-0.15, 0.15))],
                     "phase": [uniform(rng, (0, 1)), uniform(rng, (0, 1))],

@@ -11,13 +11,24 @@ veil ``A = 1 - exp(-beta d)`` of brightness ``A0``. Composite (a form of the hea
 ``O = I(1 - R - A) + R + A0 A``, with the streak layer in front of the veil):
 ``O = (I (1 - A) + A0 A)(1 - R) + c R``.
 
-Streaks are drawn anti-aliased with OpenCV at sub-pixel precision into depth layers.
-Angle convention: degrees from the +x axis in image coordinates (y down); 90 = vertical.
+A drop is a small lens: it refracts light from a wide field of view, so its radiance is close to the
+average radiance of the environment (plus a specular glint), not a fixed white. The streak colour is
+therefore the blurred scene's mean, lifted: streaks are brighter than dark backgrounds and darker than
+a bright sky, visible on both (a minimum contrast to the local background is kept).
+
+Splashes need a surface to land on: they are drawn only on near, horizontal surfaces the scene model
+found (the ground of an outdoor layout, or a floor in a measured depth map), else not at all. Rain is
+outdoor weather: the composition does not put it on documents or close-ups without an outdoor layout
+unless ``scenes: any`` asks for it (see :class:`RainConfig`).
+
+Streaks are drawn anti-aliased with OpenCV at sub-pixel precision into depth layers (one polyline call
+per layer and opacity step). Angle convention: degrees from the +x axis in image coordinates (y down);
+90 = vertical.
 """
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -35,7 +46,7 @@ from pairforge.degradations.realworld.common import (
     to_uint8,
     uniform,
 )
-from pairforge.degradations.realworld.depth import scene_depth
+from pairforge.degradations.realworld.scene import scene_of
 from pairforge.degradations.realworld.strength import gray, streak_orientation
 from pairforge.registry import REALWORLD_TYPES
 
@@ -50,6 +61,10 @@ class RainConfig(TypeConfig):
     angle: FloatRange = Field((75.0, 105.0), description="fall direction, degrees (90 = vertical)")
     length: FloatRange = Field((0.01, 0.09), description="streak length far..near, fraction of short side")
     splash_rate: FloatRange = Field((0.02, 0.07), description="splashes per drop, before depth gating")
+    scenes: Literal["outdoor", "any"] = Field(
+        "outdoor", description="which scenes get rain in a composition: outdoor layouts only (the "
+        "composition draws another type for documents and close-ups), or any")
+    min_contrast: float = Field(0.06, ge=0.0, le=0.5, description="least streak/background contrast (linear)")
 
     LEVELS: ClassVar[dict] = {
         "light": {"density": (3.0, 7.0), "opacity": (0.2, 0.35), "veil": (0.0, 0.25)},
@@ -83,7 +98,23 @@ class Rain(RealWorldType):
     def needs(self, params):
         return {"depth"}
 
-    def streaks(self, image: np.ndarray, params: dict, depth: np.ndarray) -> np.ndarray:
+    def bind(self, image, params, aux):
+        sc = scene_of(image, aux)
+        return {"depth_form": sc.depth_form, "splashes": sc.ground(image.shape[:2]) is not None}
+
+    def applicable(self, image: np.ndarray, aux: dict | None) -> str | None:
+        """Why this image gets no rain in a composition (None: it does)."""
+        if self.config.scenes == "any":
+            return None
+        sc = scene_of(image, aux)
+        if sc.document:
+            return "document"
+        if not sc.outdoor and sc.depth_form != "model":
+            return "no outdoor layout (close-up or indoor)"
+        return None
+
+    def streaks(self, image: np.ndarray, params: dict, depth: np.ndarray,
+                ground: np.ndarray | None = None) -> np.ndarray:
         """The streak/splash opacity layer R in [0, 1] (H x W)."""
         h, w = image.shape[:2]
         s = float(min(h, w))
@@ -104,20 +135,26 @@ class Rain(RealWorldType):
         f = float(1 << SHIFT)
         p1 = np.stack([(xs - dx) * f, (ys - dy) * f], axis=1).round().astype(np.int64)
         p2 = np.stack([(xs + dx) * f, (ys + dy) * f], axis=1).round().astype(np.int64)
-        val = np.clip(np.rint(op * 255), 0, 255).astype(int)
+        val = np.clip(np.rint(op * 16), 1, 16).astype(int) * 16 - 1  # 16 opacity steps
         edges = [0.0, 0.35, 0.6, 0.8, 1.01]
         layers = []
-        # splashes: drops meeting near surfaces
-        m = round(n * params["splash_rate"])
+        # splashes: drops meeting near, horizontal surfaces (none when the scene shows none)
+        m = round(n * params["splash_rate"]) if ground is not None and params.get("splashes", True) else 0
         sx, sy = rng.uniform(0, w, m), rng.uniform(0, h, m)
-        near_scene = 1.0 - depth[np.clip(sy.astype(int), 0, h - 1), np.clip(sx.astype(int), 0, w - 1)]
-        keep = rng.random(m) < near_scene**1.5
+        if m:
+            gi = ground[np.clip(sy.astype(int), 0, h - 1), np.clip(sx.astype(int), 0, w - 1)]
+            near_scene = 1.0 - depth[np.clip(sy.astype(int), 0, h - 1), np.clip(sx.astype(int), 0, w - 1)]
+            keep = gi & (rng.random(m) < near_scene**1.5)
+        else:
+            keep = np.zeros(0, bool)
+        pts = np.stack([p1, p2], axis=1).astype(np.int32)
         for li, (a, b) in enumerate(itertools.pairwise(edges)):
             canvas = np.zeros((h, w), np.uint8)
-            sel = np.nonzero((near >= a) & (near < b))[0]
-            for i in sel:
-                cv2.line(canvas, (int(p1[i, 0]), int(p1[i, 1])), (int(p2[i, 0]), int(p2[i, 1])),
-                         int(val[i]), int(thick[i]), cv2.LINE_AA, SHIFT)
+            in_layer = (near >= a) & (near < b)
+            for th in np.unique(thick[in_layer]):
+                for v in np.unique(val[in_layer & (thick == th)]):
+                    sel = np.nonzero(in_layer & (thick == th) & (val == v))[0]
+                    cv2.polylines(canvas, list(pts[sel]), False, int(v), int(th), cv2.LINE_AA, SHIFT)
             if li == len(edges) - 2:
                 for j in np.nonzero(keep)[0]:
                     for _ in range(int(rng.integers(3, 7))):
@@ -135,12 +172,31 @@ class Rain(RealWorldType):
 
     def apply(self, image, params, aux=None):
         check_image(image)
-        depth = scene_depth(image, aux)
+        sc = scene_of(image, aux)
+        h, w = image.shape[:2]
+        depth = sc.depth((h, w))
+        ground = sc.ground((h, w)) if params.get("splashes", True) else None
         x = to_float(image)
-        r = self.streaks(image, params, depth)[..., None]
+        r = self.streaks(image, params, depth, ground)[..., None]
         a = (1.0 - np.exp(-params["veil"] * depth))[..., None].astype(np.float32)
         veiled = x * (1.0 - a) + params["veil_level"] * a
-        return to_uint8(veiled * (1.0 - r) + params["color"] * r)
+        return to_uint8(veiled * (1.0 - r) + self.drop_colour(veiled, params) * r)
+
+    def drop_colour(self, veiled: np.ndarray, params: dict) -> np.ndarray:
+        """The radiance of a drop (sRGB, per pixel): the environment's mean (global and wide local),
+        lifted by ``color`` as a glint, kept at least ``min_contrast`` away from the background."""
+        h, w = veiled.shape[:2]
+        f = min(1.0, 64.0 / min(h, w))
+        small = cv2.resize(veiled, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA)
+        env = 0.5 * small.reshape(-1, 3).mean(0) + 0.5 * gaussian(small, 0.25 * min(small.shape[:2]))
+        env = env * 0.55 + 0.45 * params["color"]
+        bg = gaussian(small, 1.0)
+        lum = lambda z: z @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
+        diff = lum(env) - lum(bg)
+        need = self.config.min_contrast + 0.1 * params["opacity"]
+        push = np.where(np.abs(diff) < need, np.where(lum(bg) > 0.6, -need, need) - diff, 0.0)
+        env = np.clip(env + push[..., None], 0.0, 1.0).astype(np.float32)
+        return cv2.resize(env, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def statistic(self, hq, lq, params, aux=None):
         res = np.maximum(gray(lq) - gray(hq), 0.0)

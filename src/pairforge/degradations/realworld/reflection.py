@@ -2,9 +2,13 @@
 
 Physical model. Glass transmits most of the scene behind it and reflects a fraction of the scene in
 front of it; the camera records the sum of the two irradiances, so the composite is made in linear
-light: ``I = (1 - alpha) T + alpha R`` with a per-pixel reflectance ``alpha``. Fresnel reflectance grows
-with the angle of incidence, which varies smoothly across the pane, so ``alpha`` is a smooth ramp in a
-random direction around its mean. The reflected scene is at a different distance from the transmitted
+light: ``I = tau T + rho R``. Transmission ``tau`` (0.85-0.95 for ordinary glass: a little light is
+reflected and absorbed) and reflectance ``rho`` are separate: the scene behind the glass is only
+slightly dimmed, it is not replaced in proportion to the reflection. Fresnel reflectance grows with the
+angle of incidence, which varies smoothly across the pane, so ``rho`` is a smooth ramp in a random
+direction around its mean. A reflection is only as visible as the light in front of the glass allows:
+its mean is capped at ``cap`` times the transmitted scene's mean (a bright room reflected on the window
+of a dark street reads as a reflection, it does not replace the street). The reflected scene is at a different distance from the transmitted
 one: the camera focused on ``T`` sees ``R`` either *focused* (similar distance), *defocused* (Gaussian
 blur) or *ghosted* (thick glass reflects from both surfaces: a second, shifted and attenuated copy).
 
@@ -47,7 +51,10 @@ class ReflectionConfig(TypeConfig):
     modes: dict[Mode, float] = Field(
         default_factory=lambda: {"focused": 1.0, "defocused": 2.0, "ghosted": 1.0},
         description="relative weights of the reflection renderings")
-    alpha: FloatRange | None = Field(None, description="mean glass reflectance")
+    alpha: FloatRange | None = Field(None, description="mean glass reflectance rho (linear)")
+    transmission: FloatRange = Field((0.85, 0.95), description="glass transmission tau (linear)")
+    cap: FloatRange | None = Field(None, description="the reflection's mean, at most this share of the "
+                                   "transmitted scene's mean")
     alpha_variation: FloatRange = Field((0.0, 0.6), description="relative Fresnel ramp across the pane")
     sigma: FloatRange = Field((0.004, 0.02), description="defocus sigma, fraction of the short side")
     ghost_shift: FloatRange = Field((0.01, 0.05), description="ghost offset, fraction of the short side")
@@ -56,9 +63,9 @@ class ReflectionConfig(TypeConfig):
                                 "when the run size is unknown")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"alpha": (0.08, 0.18)},
-        "medium": {"alpha": (0.18, 0.3)},
-        "heavy": {"alpha": (0.3, 0.45)},
+        "light": {"alpha": (0.06, 0.12), "cap": (0.15, 0.25)},
+        "medium": {"alpha": (0.12, 0.2), "cap": (0.25, 0.4)},
+        "heavy": {"alpha": (0.2, 0.32), "cap": (0.4, 0.6)},
     }
 
 
@@ -91,6 +98,8 @@ class Reflection(RealWorldType):
         p = {
             "mode": mode,
             "alpha": uniform(rng, c.range("alpha", level)),
+            "transmission": uniform(rng, c.transmission),
+            "cap": uniform(rng, c.range("cap", level)),
             "alpha_variation": uniform(rng, c.alpha_variation),
             "ramp_angle": uniform(rng, (0.0, 360.0)),
             "flip": bool(rng.random() < 0.5),
@@ -178,8 +187,15 @@ class Reflection(RealWorldType):
         check_image(image)
         t = image_to_linear(image)
         r = self.layer(image, params, aux)
-        alpha = self.alpha_map(image.shape[:2], params)
-        return to_uint8(linear_to_srgb((1.0 - alpha) * t + alpha * r))
+        rho = self.alpha_map(image.shape[:2], params)
+        tau = float(params.get("transmission", 0.9))
+        refl = rho * r
+        if "cap" in params:  # the reflection stays a share of the transmitted scene
+            m_r, m_t = float(refl.mean()), tau * float(t.mean())
+            limit = params["cap"] * max(m_t, 0.01)
+            if m_r > limit:
+                refl = refl * (limit / m_r)
+        return to_uint8(linear_to_srgb(tau * t + refl))
 
     def statistic(self, hq, lq, params, aux=None):
         st = {"alpha_mean": float(self.alpha_map(hq.shape[:2], params).mean())}

@@ -5,8 +5,8 @@ Two providers, chosen by config and recorded in the params (``segments_source``)
 - ``transformers``: SAM / SAM-HQ / SAM-2 (``SamModel`` and friends) prompted with a regular grid of
   points, loaded offline with ``from_pretrained``; each point's best mask (by predicted IoU) becomes a
   segment, smaller masks painted over larger ones.
-- ``classical``: scikit-image over-segmentation (Felzenszwalb's graph method or SLIC superpixels),
-  weight-free.
+- ``classical``: weight-free: superpixels of the scene model merged to exactly the requested count
+  (``merge``, the default), or scikit-image's Felzenszwalb / SLIC over-segmentation merged down to it.
 
 Output everywhere: an int32 H x W label map, 0..K-1 (label 0 may be "unassigned" for SAM).
 """
@@ -33,10 +33,12 @@ class SegmentsConfig(StrictModel):
     revision: str | None = Field(None, description="hub revision of the model")
     cache_dir: str | None = Field(None, description="HF cache directory the model was pulled into")
     points_per_side: int = Field(6, ge=1, le=32, description="SAM prompt grid (n x n points)")
+    batch_size: int = Field(4, ge=1, le=64, description="images per forward pass")
     min_iou: float = Field(0.5, ge=0.0, le=1.0, description="drop SAM masks with lower predicted IoU")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    method: Literal["felzenszwalb", "slic"] = Field("felzenszwalb", description="classical fallback")
-    segments: int = Field(12, ge=2, le=500, description="target number of classical segments")
+    method: Literal["merge", "felzenszwalb", "slic"] = Field("merge", description="classical fallback")
+    segments: int = Field(12, ge=2, le=64, description="number of classical segments (exact unless the image "
+                          "has fewer distinct regions)")
 
     def build(self) -> SegmentProvider:
         if self.model:
@@ -49,13 +51,23 @@ class SegmentProvider(abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """The depth map / label map for an RGB uint8 image."""
+        """The label map for an RGB uint8 image."""
+
+    def batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Label maps of several images (providers with a network run them together)."""
+        return [self(im) for im in images]
 
 
-def classical_segments(image: np.ndarray, method: str = "felzenszwalb", n: int = 12, max_side: int = 256) -> np.ndarray:
-    """Over-segment with scikit-image. A dozen segments need no full resolution: the image is segmented
-    at a short side of <= ``max_side`` px (seconds -> milliseconds at 1 MP) and the labels upsampled."""
+def classical_segments(image: np.ndarray, method: str = "merge", n: int = 12, max_side: int = 128) -> np.ndarray:
+    """Weight-free segmentation with ``n`` regions: the scene model's superpixels merged by colour
+    (``merge``), or scikit-image's over-segmentation at a short side of <= ``max_side`` px merged down
+    to ``n``; labels are upsampled to the image size."""
     import cv2
+
+    from pairforge.degradations.realworld.scene import analyse, merge_to
+
+    if method == "merge":
+        return analyse(image, superpixel_count=max(64, 4 * n)).segments(n)
     from skimage.segmentation import felzenszwalb, slic
 
     h, w = image.shape[:2]
@@ -64,10 +76,12 @@ def classical_segments(image: np.ndarray, method: str = "felzenszwalb", n: int =
         if f < 1 else image
     sh, sw = small.shape[:2]
     if method == "slic":
-        labels = slic(small, n_segments=n, compactness=10.0, start_label=0, channel_axis=2)
+        labels = slic(small, n_segments=max(32, 4 * n), compactness=10.0, start_label=0, channel_axis=2)
     else:
-        labels = felzenszwalb(small, scale=float(sh * sw) / max(1, n) / 4.0, sigma=0.8,
-                              min_size=max(16, sh * sw // (n * 4)))
+        labels = felzenszwalb(small, scale=float(sh * sw) / max(1, n) / 8.0, sigma=0.8,
+                              min_size=max(16, sh * sw // (n * 8)))
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    labels = merge_to(relabel(labels), lab, n)
     if (sh, sw) != (h, w):
         labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
     return relabel(labels)
@@ -117,26 +131,39 @@ class SamSegments(SegmentProvider):
         self._model = model.to(self.device).eval()
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.batch([image])[0]
+
+    def batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Automatic masks for several images in one forward pass each ``batch_size`` images (the
+        same point grid, scaled to each image)."""
         import torch
 
         self.load()
-        h, w = image.shape[:2]
         n = self.config.points_per_side
-        ys = (np.arange(n) + 0.5) * h / n
-        xs = (np.arange(n) + 0.5) * w / n
-        points = [[[[float(x), float(y)]] for y in ys for x in xs]]  # image, point batch, points, xy
-        inputs = self._processor(images=image, input_points=points, return_tensors="pt").to(self.device)
-        with torch.no_grad():
-            out = self._model(**inputs, multimask_output=True)
-        sizes = inputs["original_sizes"].cpu()
-        if "reshaped_input_sizes" in inputs:
-            masks = self._processor.post_process_masks(out.pred_masks.cpu(), sizes,
-                                                       inputs["reshaped_input_sizes"].cpu())[0]
-        else:
-            masks = self._processor.post_process_masks(out.pred_masks.cpu(), sizes)[0]
-        masks = masks.numpy().astype(bool)  # point batch x multimask x H x W
-        iou = out.iou_scores[0].float().cpu().numpy()  # point batch x multimask
-        return masks_to_labels(masks, iou, self.config.min_iou)
+        out = []
+        bs = max(1, self.config.batch_size)
+        for k in range(0, len(images), bs):
+            part = images[k:k + bs]
+            points = []
+            for im in part:
+                h, w = im.shape[:2]
+                ys = (np.arange(n) + 0.5) * h / n
+                xs = (np.arange(n) + 0.5) * w / n
+                points.append([[[float(x), float(y)]] for y in ys for x in xs])  # point batch, points, xy
+            inputs = self._processor(images=list(part), input_points=points, return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                res = self._model(**inputs, multimask_output=True)
+            sizes = inputs["original_sizes"].cpu()
+            if "reshaped_input_sizes" in inputs:
+                masks = self._processor.post_process_masks(res.pred_masks.cpu(), sizes,
+                                                           inputs["reshaped_input_sizes"].cpu())
+            else:
+                masks = self._processor.post_process_masks(res.pred_masks.cpu(), sizes)
+            for j in range(len(part)):
+                m = masks[j].numpy().astype(bool)  # point batch x multimask x H x W
+                iou = res.iou_scores[j].float().cpu().numpy()  # point batch x multimask
+                out.append(masks_to_labels(m, iou, self.config.min_iou))
+        return out
 
 
 def _sam_class(model_type: str):
@@ -166,12 +193,15 @@ def masks_to_labels(masks: np.ndarray, iou: np.ndarray, min_iou: float) -> np.nd
     return relabel(labels)
 
 
-def scene_segments(image: np.ndarray, aux: dict | None) -> np.ndarray:
-    """The label map a type should use: ``aux["segments"]`` when given, else the classical default."""
+def scene_segments(image: np.ndarray, aux: dict | None, n: int = 12) -> np.ndarray:
+    """The label map a type should use: ``aux["segments"]`` when given (a model's, or the caller's),
+    else the scene model's ``n`` segments."""
     s = (aux or {}).get("segments")
     h, w = image.shape[:2]
     if s is None:
-        return classical_segments(image)
+        from pairforge.degradations.realworld.scene import scene_of
+
+        return scene_of(image, aux).segments(n, (h, w))
     s = np.asarray(s)
     if s.shape != (h, w):
         import cv2

@@ -1,6 +1,7 @@
-"""The web-style tail: what happens to a photo on its way through the web after the main degradation.
+"""The capture/upload tail: what happens to a photo on its way through the web after the main degradation.
 
-Downscale by U(0.5, 0.9) (thumbnails, platform limits), a light blur (resampling filters, sharpening
+Applied to 80% of real-world samples by default (a photo rarely reaches a dataset untouched): downscale
+by U(0.6, 1.0) (thumbnails, platform limits), a light blur (resampling filters, sharpening
 undone), a little noise (re-capture, dithering), JPEG, and a resize back to the original size so the
 pair stays aligned (the reference's "web-style degradation emulation").
 """
@@ -24,11 +25,11 @@ from pairforge.degradations.realworld.compression import INTERP, encode_decode
 
 
 class WebTailConfig(StrictModel):
-    probability: float = Field(0.0, ge=0.0, le=1.0, description="share of samples that get the tail")
-    downscale: FloatRange = (0.5, 0.9)
-    blur_sigma: FloatRange = Field((0.2, 1.0), description="px, at the downscaled size")
-    noise_sigma: FloatRange = Field((0.5, 4.0), description="0-255 units")
-    jpeg_quality: FloatRange = (50.0, 92.0)
+    probability: float = Field(0.8, ge=0.0, le=1.0, description="share of samples that get the tail")
+    downscale: FloatRange = (0.6, 1.0)
+    blur_sigma: FloatRange = Field((0.0, 0.6), description="px, at the downscaled size")
+    noise_sigma: FloatRange = Field((0.5, 3.0), description="0-255 units")
+    jpeg_quality: FloatRange = (60.0, 95.0)
 
 
 def sample_tail(config: WebTailConfig, rng: np.random.Generator) -> dict:
