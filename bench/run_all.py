@@ -15,6 +15,7 @@ BENCHES = [
     ["bench/bench_pipeline.py"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=48", "--json", "bench/results/pipeline-large.json"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=32", "--json", "bench/results/pipeline-xl.json"],
+    ["bench/bench_report.py"],
 ]
 
 

@@ -27,19 +27,17 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.titlesize": 10,
+    "figure.constrained_layout.use": True,
 }
+#: points drawn over each box of a distribution plot (a uniform sample of them beyond this)
+MAX_POINTS = 400
 
 
 def _uri(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # constrained layout: one draw, no "tight" re-draw
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _fig(w: float, h: float):
-    with plt.rc_context(STYLE):
-        return plt.subplots(figsize=(w, h))
 
 
 def barh(counts: dict[str, float], title: str, colors: dict[str, str] | None = None, xlabel: str = "",
@@ -103,7 +101,6 @@ def small_histograms(series: dict[str, list[float]], title: str, cols: int = 3) 
         for ax in list(axes.flat)[len(names):]:
             ax.set_visible(False)
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
         return _uri(fig)
 
 
@@ -116,7 +113,8 @@ def distributions(series: dict[str, list[float]], title: str, xlabel: str) -> st
         ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
         rng = np.random.default_rng(0)
         for i, d in enumerate(data):
-            ax.scatter(d, i + 1 + rng.uniform(-0.18, 0.18, d.size), s=4, alpha=0.35, color=PALETTE[i % len(PALETTE)])
+            pts = d if d.size <= MAX_POINTS else rng.choice(d, MAX_POINTS, replace=False)
+            ax.scatter(pts, i + 1 + rng.uniform(-0.18, 0.18, pts.size), s=4, alpha=0.35, color=PALETTE[i % len(PALETTE)])
         ax.set_yticks(range(1, len(names) + 1), [f"{n} ({len(series[n])})" for n in names])
         ax.set_title(title)
         ax.set_xlabel(xlabel)
