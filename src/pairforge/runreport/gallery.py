@@ -23,6 +23,10 @@ from pairforge.runreport.collect import CHAIN_PARAMS, Reservoir, RunData, _dig, 
 
 #: long side of the gallery's images, in pixels
 SHOW = 224
+#: an LQ up to this many pixels is embedded as exact PNG (x4 LQs); larger ones as JPEG quality 92
+PNG_PIXELS = 128 * 128
+#: degradation types shown in the gallery (the most frequent; stacked combinations can be many)
+MAX_TYPES = 16
 
 
 @dataclass
@@ -70,35 +74,39 @@ def strength(hq: np.ndarray, lq: np.ndarray) -> dict:
 
 
 def key_params(deg: dict) -> str:
-    """The few sampled parameters worth a caption: chain ops' sigmas and qualities, real-world
-    types' severity and first numeric parameters."""
+    """The few sampled parameters worth a caption: chain ops' sigmas and qualities; for real-world types
+    each op's severity and first parameters (``blur medium: mode defocus, radius 0.0099``)."""
     parts: list[str] = []
+    realworld = isinstance(deg.get("types"), list)
     for op in deg.get("ops") or []:
         if not isinstance(op, dict) or op.get("applied") is False:
             continue
         name = op.get("name") or op.get("op")
-        wanted = CHAIN_PARAMS.get(str(op.get("op")))
-        if wanted:
-            for label, path in wanted:
-                v = _number(_dig(op, path))
-                if v is not None and not (op.get("op") == "resize"):
-                    parts.append(f"{name} {label} {v:.3g}")
-        elif op.get("severity") is not None:
-            nums = [f"{k} {v:.3g}" for k, v in op.items() if _number(v) is not None and k not in ("seed",) and "seed" not in k][:2]
-            parts.append(f"{name} {op['severity']}" + (f" ({', '.join(nums)})" if nums else ""))
+        if realworld:
+            shown = [f"{k} {v:.3g}" if _number(v) is not None else f"{k} {v}" for k, v in op.items()
+                     if k not in ("op", "name", "severity", "applied") and "seed" not in k
+                     and (_number(v) is not None or (isinstance(v, str) and len(v) < 24))][:3]
+            head = f"{name} {op['severity']}" if op.get("severity") else str(name)
+            parts.append(head + (f": {', '.join(shown)}" if shown else ""))
+            continue
+        for label, path in CHAIN_PARAMS.get(str(op.get("op")), []):
+            v = _number(_dig(op, path))
+            if v is not None and op.get("op") != "resize":
+                parts.append(f"{name} {label} {v:.3g}")
     return " · ".join(parts[:8])
 
 
 def load_pictures(data: RunData, reader: DatasetReader) -> dict[str, list[Pair]]:
     """Read the picked samples once: gallery pairs per type, and measured strengths into ``data``."""
     wanted: dict[str, list[tuple[str, str, int | None]]] = {}
-    for label, res in data.gallery_picks.items():
-        for key, variant in res.values:
+    shown = sorted(data.gallery_picks, key=lambda t: (-data.by_label.get(t, 0), t))[:MAX_TYPES]
+    for label in shown:
+        for key, variant in data.gallery_picks[label].values:
             wanted.setdefault(key, []).append(("gallery", label, variant))
     for typ, res in data.strength_picks.items():
         for key, variant in res.values:
             wanted.setdefault(key, []).append(("strength", typ, variant))
-    gallery: dict[str, list[Pair]] = {label: [] for label in sorted(data.gallery_picks)}
+    gallery: dict[str, list[Pair]] = {label: [] for label in sorted(shown)}
     for rec in reader.records():
         mine = set(wanted).intersection(rec["accepted"])
         if not mine:
@@ -139,8 +147,10 @@ def _pair(key: str, hq: np.ndarray, lq: np.ndarray, deg: dict, variant: int | No
     psnr = _number(st.get("psnr")) if st else None
     if psnr is None:
         psnr = strength(hq, lq)["psnr"]
-    lq_show = lq if max(lq.shape[:2]) <= SHOW else fit(lq)
-    lq_uri = data_uri(lq_show, "PNG") if lq_show is lq else data_uri(lq_show, quality=92)
+    if lq.shape[0] * lq.shape[1] <= PNG_PIXELS:
+        lq_uri = data_uri(lq, "PNG")  # exact pixels: small LQs are what a model will see
+    else:
+        lq_uri = data_uri(fit(lq), quality=92)
     label = d.label + (f" (variant {variant})" if variant is not None else "")
     return Pair(
         key=key,
