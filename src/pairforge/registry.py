@@ -154,6 +154,7 @@ DEGRADERS = Registry(
         "pairforge.degradations.simple",
         "pairforge.degradations.chain.config",
         "pairforge.degradations.realworld.degrader",
+        "pairforge.degradations.mix",
     ),
 )
 #: real-world degradation types (their TypeConfig classes), in the reference's listing order; ``type`` is

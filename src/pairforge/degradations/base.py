@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
+
+#: ``variants: K`` in any ``degrade:`` section: K independently degraded LQs per HQ, written as
+#: ``KEY.lq_0.png .. KEY.lq_{K-1}.png`` with one parameter record each (the degrade stage runs the
+#: degrader K times with K seeds; variant 0 uses the seed a single LQ would)
+Variants = Annotated[int, Field(ge=1, le=64, description="LQs per HQ, each degraded independently (KEY.lq_0.png ..)")]
 
 
 @dataclass
@@ -27,6 +34,13 @@ class Degrader(abc.ABC):
     ) -> list[DegradeResult]:
         """Degrade a batch. ``images`` are uint8 RGB arrays, ``seeds`` one integer per image,
         ``aux`` optional per-sample extras (masks, depth, a second image, the sample index)."""
+
+
+def output_scale(config: Any) -> int:
+    """The HQ/LQ size ratio a ``degrade:`` config produces (1 when its LQ keeps the HQ size)."""
+    if getattr(config, "lq_size", "native") == "hq":
+        return 1
+    return int(getattr(config, "scale", 1) or 1)
 
 
 def build_degrader(config) -> Degrader:

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from pairforge.configbase import FloatRange, StrictModel
-from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
+from pairforge.degradations.base import Degrader, DegradeResult, Variants, build_degrader
 from pairforge.degradations.resize import mod_crop
 from pairforge.registry import DEGRADERS
 from pairforge.seeding import rng_from_seed
@@ -25,6 +25,7 @@ class SimpleDegradeConfig(StrictModel):
     blur_sigma: FloatRange = (0.2, 3.0)
     noise_sigma: FloatRange = Field((1.0, 30.0), description="Gaussian noise sigma, 0-255 units")
     jpeg_quality: FloatRange = (30.0, 95.0)
+    variants: Variants = 1
     resize_grid: Literal["registered", "upstream"] = Field(
         "registered",
         description="registered: the HQ is cropped to a multiple of the scale so the LQ (H/scale) covers exactly "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from pairforge.batch import Batch, Rejection, live_rows, reject
 from pairforge.degradations.base import build_degrader
 from pairforge.stage import RunContext, Stage
@@ -37,32 +39,66 @@ class DegradeStage(Stage):
             aux["load_image"] = self.context.load_source_image
         return aux
 
-    def process(self, batch: Batch) -> Batch:
-        rows = live_rows(batch)
-        if "lq" not in batch:
-            batch["lq"] = [None] * len(batch["index"])
-        if not rows:
-            return batch
-        images = [batch["hq"][r] for r in rows]
-        seeds = [self.context.seed_for(batch["index"][r], "degrade") for r in rows]
-        aux = [self._aux(batch, r) for r in rows]
+    def _degrade(self, images, seeds, aux) -> list:
+        """One degrader call over the live rows; a failing batch is retried sample by sample, so one bad
+        sample does not take its batch down (its result is the exception)."""
         try:
-            results = self.degrader.degrade(images, seeds, aux)
+            return self.degrader.degrade(images, seeds, aux)
         except Exception as e:
-            # one bad sample must not take its batch down: retry one by one and reject the failures
             log.warning("degrade batch failed (%r); retrying per sample", e)
-            results = []
+            results: list = []
             for img, seed, a in zip(images, seeds, aux):
                 try:
                     results.append(self.degrader.degrade([img], [seed], [a])[0])
                 except Exception as e1:
                     results.append(e1)
-        for row, res in zip(rows, results):
-            if isinstance(res, Exception):
-                reject(batch, row, Rejection("degrade", "error", f"{type(res).__name__}: {res}"))
+            return results
+
+    def process(self, batch: Batch) -> Batch:
+        """Degrade every live row; with ``variants: K`` the degrader runs K times with K seeds (variant 0
+        with the seed a single LQ uses) and the row's ``lq`` becomes a list of K images, its
+        ``degradation`` a list of K records (the dataset writer names them ``lq_0.png ..``)."""
+        rows = live_rows(batch)
+        if "lq" not in batch:
+            batch["lq"] = [None] * len(batch["index"])
+        if not rows:
+            return batch
+        k = int(getattr(self.config, "variants", 1) or 1)
+        images = [batch["hq"][r] for r in rows]
+        aux = [self._aux(batch, r) for r in rows]
+        per_variant = []
+        for v in range(k):
+            stream = "degrade" if v == 0 else f"degrade.variant{v}"
+            seeds = [self.context.seed_for(batch["index"][r], stream) for r in rows]
+            per_variant.append(self._degrade(images, seeds, aux))
+        for j, row in enumerate(rows):
+            results = [pv[j] for pv in per_variant]
+            err = next((r for r in results if isinstance(r, Exception)), None)
+            if err is not None:
+                reject(batch, row, Rejection("degrade", "error", f"{type(err).__name__}: {err}"))
                 continue
-            batch["lq"][row] = res.lq
-            if res.hq is not None:
-                batch["hq"][row] = res.hq
-            batch["meta"][row]["degradation"] = res.params
+            if k == 1:
+                res = results[0]
+                batch["lq"][row] = res.lq
+                if res.hq is not None:
+                    batch["hq"][row] = res.hq
+                batch["meta"][row]["degradation"] = res.params
+                continue
+            hq = results[0].hq
+            if any(not _same_hq(hq, r.hq) for r in results[1:]):
+                reject(batch, row, Rejection(
+                    "degrade", "variants_hq",
+                    f"the {k} variants changed the HQ differently (a random crop or a sharpened HQ in some components): "
+                    "variants need one HQ for all"))
+                continue
+            batch["lq"][row] = [r.lq for r in results]
+            if hq is not None:
+                batch["hq"][row] = hq
+            batch["meta"][row]["degradation"] = [r.params for r in results]
         return batch
+
+
+def _same_hq(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.array_equal(a, b))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from pairforge.configbase import Resources, StrictModel
-from pairforge.degradations.base import build_degrader
+from pairforge.degradations.base import Variants, build_degrader
 from pairforge.degradations.chain.ops import Op, OpBase, walk
 from pairforge.degradations.chain.presets import load_preset, preset_names
 from pairforge.registry import DEGRADERS
@@ -99,6 +99,7 @@ class ChainDegradeConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda if available")
     threads: int = Field(0, ge=0, description="CPU: samples degraded in parallel threads (0 = torch's thread count)")
     ops: list[Op] = Field(default_factory=list)
+    variants: Variants = 1
     resources: Resources = Resources()
 
     @model_validator(mode="before")
@@ -137,6 +138,9 @@ class ChainDegradeConfig(StrictModel):
             seen.add(op.name)
         if self.crop is not None and self.crop.size % self.scale:
             raise ValueError(f"crop.size {self.crop.size} must be a multiple of scale {self.scale}")
+        if self.crop is not None and self.variants > 1:
+            raise ValueError(f"variants: {self.variants} with crop: each variant would crop its own patch of the HQ "
+                             "(drop crop, or use variants: 1)")
         return self
 
     def build(self):

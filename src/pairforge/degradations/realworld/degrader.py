@@ -26,7 +26,7 @@ from pydantic import Field, create_model, field_validator
 
 from pairforge.batch import jsonable
 from pairforge.configbase import IntRange, Resources, StrictModel
-from pairforge.degradations.base import Degrader, DegradeResult, build_degrader
+from pairforge.degradations.base import Degrader, DegradeResult, Variants, build_degrader
 from pairforge.degradations.realworld.common import (
     SeverityChoice,
     check_image,
@@ -86,6 +86,7 @@ class _RealWorldDegradeBase(StrictModel):
     segments: SegmentsConfig = SegmentsConfig()
     measure_ssim: bool = Field(True, description="record SSIM of LQ vs HQ (OpenCV, ~5 ms at 512 px)")
     type_statistics: bool = Field(True, description="record each type's signature statistic")
+    variants: Variants = 1
     resources: Resources = Resources(batch_size=8)
 
     @field_validator("weights")
