@@ -24,7 +24,7 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)  # one line, whatever the width
     raise typer.Exit(code)
 
 
@@ -76,22 +76,35 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
         console=err,
         disable=quiet,
     )
-    state: dict = {}
+    state: dict = {"written": 0, "accepted": 0}
 
-    def on_start(plan, n_shards, n_pending):
-        pending_inputs = sum(s.size for s in plan.shards()[-n_pending:]) if n_pending else 0
-        if n_pending < n_shards:
-            err.print(f"resuming: {n_shards - n_pending} of {n_shards} shards already committed")
-        state["task"] = progress.add_task("samples", total=pending_inputs, accepted=0)
+    def on_start(plan, n_shards, pending):
+        state.update(total=n_shards, skipped=n_shards - len(pending))
+        if pending and len(pending) < n_shards:
+            err.print(f"resuming: {n_shards - len(pending)} of {n_shards} shards already committed")
+        # the pending shards need not be the last ones (a shard redone in the middle): count their own inputs
+        state["task"] = progress.add_task("samples", total=sum(s.size for s in pending), accepted=0)
         progress.start()
 
     def on_record(rec):
-        state["accepted"] = state.get("accepted", 0) + rec["samples"]
+        state["accepted"] += rec["samples"]
+        state["written"] += 1
         progress.update(state["task"], advance=rec["end"] - rec["start"], accepted=state["accepted"])
 
     try:
         summary = run_pipeline(cfg, out, limit=limit, executor=executor, ray_address=ray_address, on_start=on_start,
                                on_record=on_record, verify=verify, allow_shrink=allow_shrink)
+    except KeyboardInterrupt:
+        progress.stop()
+        if "total" in state:
+            committed = state["skipped"] + state["written"]
+            err.print(f"interrupted: {committed} of {state['total']} shards are committed in {out} ({state['written']} "
+                      f"written by this run, {state['accepted']} pairs); rerun the same command to resume from there",
+                      highlight=False, soft_wrap=True)
+        else:
+            err.print(f"interrupted before any shard was written to {out}; rerun the same command to start",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     finally:
         progress.stop()
     if not quiet:

@@ -102,10 +102,18 @@ def read_yaml_config(path: str | Path, overrides: list[str] | None = None, what:
         if not builtin.exists():
             raise ConfigError(f"{what} file not found: {path}")
         p = builtin
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder, not a YAML file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+        data = yaml.safe_load(text) or {}
+    except OSError as e:
+        raise ConfigError(f"{what} {p}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
     for ov in overrides or []:
         apply_override(data, ov)
     return data, str(p)
@@ -122,21 +130,45 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
 
 
 def apply_override(data: dict, override: str) -> None:
+    """Set one ``dotted.key=yaml_value`` (list entries by index: ``filters.0.kind=iqa``); a path that
+    does not fit the config's shape is a :class:`ConfigError` naming the part that does not."""
     if "=" not in override:
-        raise ConfigError(f"override {override!r} must look like dotted.key=value")
+        raise ConfigError(f"--set {override!r} must look like dotted.key=value")
     key, _, raw = override.partition("=")
     parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
+    if not all(parts):
+        raise ConfigError(f"--set {override!r}: {key!r} is not a dotted key")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {override!r}: the value is not valid YAML ({' '.join(str(e).split())})") from None
+    node: Any = data
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the config"
+        last = depth == len(parts) - 1
         if isinstance(node, list):
-            node = node[int(part)]
+            if not part.lstrip("-").isdigit():
+                raise ConfigError(f"--set {override!r}: {where} is a list, so {part!r} must be an index (0-{len(node) - 1})")
+            i = int(part)
+            if not -len(node) <= i < len(node):
+                span = f"0-{len(node) - 1}" if node else "none: it is empty"
+                raise ConfigError(f"--set {override!r}: {where} has {len(node)} entries (index {span}), not {i}")
+            if last:
+                node[i] = value
+            else:
+                node = node[i]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:  # a missing or null section starts empty
+                    node[part] = {}
+                node = node[part]
         else:
-            node = node.setdefault(part, {})
-    value = yaml.safe_load(raw)
-    if isinstance(node, list):
-        node[int(parts[-1])] = value
-    else:
-        node[parts[-1]] = value
+            raise ConfigError(
+                f"--set {override!r}: {where} is a single value ({type(node).__name__} {node!r}), not a section, "
+                f"so it has no {part!r}"
+            )
 
 
 def config_to_dict(config: PipelineConfig) -> dict:

@@ -35,7 +35,7 @@ from typing import Literal
 
 from pairforge.batch import Batch, jsonable
 from pairforge.io.images import encode_png
-from pairforge.io.storage import TMP_MARK, ObjectStat, Storage
+from pairforge.io.storage import TMP_MARK, ObjectStat, Storage, full_error
 from pairforge.io.thumbnails import DEFAULT_PER_REASON, select_thumbnails
 from pairforge.io.thumbnails import RECORD_FIELD as THUMB_FIELD
 
@@ -372,6 +372,16 @@ class DatasetWriter:
         got = sorted(batch["index"])
         if got != list(range(start, end)):
             raise ValueError(f"shard {shard}: batch holds indices {got[:3]}..., expected [{start}, {end})")
+        try:
+            return self._write(shard, start, end, batch, extra, map_fn)
+        except OSError as e:  # a full disk or quota: one line, not a worker traceback (the shard is redone)
+            full = full_error(e, f"writing shard {shard} to {self.storage.url}")
+            if full is None:
+                raise
+            raise full from None
+
+    def _write(self, shard: int, start: int, end: int, batch: Batch, extra: dict | None,
+               map_fn: Callable | None) -> dict:
         order = sorted(range(len(batch["index"])), key=lambda r: batch["index"][r])
 
         def encode(row: int) -> dict | Exception | None:

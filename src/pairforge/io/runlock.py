@@ -25,7 +25,7 @@ import time
 import uuid
 
 from pairforge.errors import UserError
-from pairforge.io.storage import LocalStorage, S3Storage, Storage
+from pairforge.io.storage import LocalStorage, S3Storage, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,39 @@ def _server_now(response: dict) -> float:
 
 
 def acquire_run_lock(storage: Storage, lease_s: float = DEFAULT_LEASE_S) -> RunLock:
-    """Take the run directory's lock or raise :class:`RunLocked` naming who holds it."""
+    """Take the run directory's lock or raise :class:`RunLocked` naming who holds it. This is the run's
+    first write, so an output location that cannot be written (a file, a read-only folder, a bucket
+    that does not exist, an unreachable endpoint) fails here with a :class:`StorageError` naming it."""
     if isinstance(storage, S3Storage):
-        return S3RunLock(storage, lease_s=lease_s)
+        return _s3_lock(storage, lease_s)
     if isinstance(storage, LocalStorage):
-        storage.root.mkdir(parents=True, exist_ok=True)
-        return LocalRunLock(storage)
+        root = storage.root
+        if root.exists() and not root.is_dir():
+            raise StorageError(f"--out {root} is a file, not a folder")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            return LocalRunLock(storage)
+        except (FileExistsError, NotADirectoryError):
+            raise StorageError(f"--out {root}: a parent of it is a file, not a folder") from None
+        except OSError as e:
+            raise StorageError(f"--out {root}: cannot write there ({e.strerror or e})") from None
     raise TypeError(f"no run lock for {type(storage).__name__}")
+
+
+def _s3_lock(storage: S3Storage, lease_s: float) -> S3RunLock:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    where = f"--out {storage.url}" + (f" (endpoint {storage._endpoint})" if storage._endpoint else "")
+    try:
+        return S3RunLock(storage, lease_s=lease_s)
+    except ClientError as e:
+        code = _code(e)
+        if code == "NoSuchBucket":
+            raise StorageError(f"{where}: bucket {storage.bucket!r} does not exist; create it first") from None
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise StorageError(f"{where}: access denied ({code}); check the credentials in the environment") from None
+        raise StorageError(f"{where}: {code}: {e.response.get('Error', {}).get('Message', e)}") from None
+    except NoCredentialsError:
+        raise StorageError(f"{where}: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
+    except BotoCoreError as e:  # unreachable endpoint, bad url, timeouts after retries
+        raise StorageError(f"{where}: {e}") from None

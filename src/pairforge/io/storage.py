@@ -7,13 +7,30 @@ once. Locally that is write-to-temp + ``os.replace`` in the same directory; on S
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import tempfile
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterable, NamedTuple
 
+from pairforge.errors import UserError
+
 TMP_MARK = ".tmp-"
+#: errno values that mean "the store is full": the run stops with one line, committed shards are kept
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class StorageError(UserError, ValueError):
+    """The output location cannot be used as given (bad url, no bucket, not writable, full)."""
+
+
+def full_error(e: OSError, where: str) -> StorageError | None:
+    """The one-line error for a write that failed because the store is full (None for other errors)."""
+    if e.errno in FULL_ERRNOS:
+        return StorageError(f"{where}: {e.strerror or 'no space left'}; free space and rerun the same command "
+                            "to resume (committed shards are kept)")
+    return None
 
 
 class ObjectStat(NamedTuple):
@@ -98,11 +115,18 @@ class LocalStorage(Storage):
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            full = full_error(e, f"writing {path}")
+            if full is None:
+                raise
+            tmp.unlink(missing_ok=True)
+            raise full from None
 
     def open_staging(self, name: str) -> BinaryIO:
         """A temp file next to ``name`` (``NAME.tmp-<uuid>``: commit is a rename, not a copy). One left by
@@ -177,7 +201,7 @@ class S3Storage(Storage):
         rest = url[len("s3://"):]
         bucket, _, prefix = rest.partition("/")
         if not bucket:
-            raise ValueError(f"s3 url has no bucket: {url!r}")
+            raise StorageError(f"{url!r} names no bucket: use s3://BUCKET/prefix")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
@@ -268,7 +292,7 @@ def open_storage(url: str | os.PathLike, endpoint_url: str | None = None) -> Sto
     if s.startswith("s3://"):
         return S3Storage(s, endpoint_url=endpoint_url)
     if "://" in s and not s.startswith("file://"):
-        raise ValueError(f"unsupported output location {s!r}: use a local path or s3://bucket/prefix")
+        raise StorageError(f"unsupported location {s!r}: use a local path or s3://bucket/prefix")
     if s.startswith("file://"):
         s = s[len("file://"):]
     return LocalStorage(s)

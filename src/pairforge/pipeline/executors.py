@@ -269,7 +269,7 @@ class WorkerSetupError(RuntimeError):
 
 
 #: exception names whose message is meant for the user; Ray only keeps them as text in its wrapper
-USER_FACING_ERRORS = ("MissingWeightsError", "MissingModelError", "PlanError")
+USER_FACING_ERRORS = ("MissingWeightsError", "MissingModelError", "PlanError", "StorageError")
 
 
 def user_error_from_worker(exc: BaseException) -> WorkerSetupError | None:

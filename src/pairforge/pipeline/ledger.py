@@ -34,8 +34,8 @@ RESUME_FREE_RUN_KEYS = ("num_samples", "device")
 RESUME_FREE_OUTPUT_KEYS = ("report", "license", "rejected_thumbnails")
 
 
-class ResumeConflict(ValueError):
-    pass
+class ResumeConflict(UserError, ValueError):
+    """A resume with a config that would make different samples."""
 
 
 class ShrinkRefused(UserError):
@@ -122,13 +122,30 @@ def _drop_resources(node):
     return node
 
 
-def _diff(a, b, path="") -> list[str]:
+def _diff(a, b, path: str = "") -> list[str]:
+    """The changed fields, one line each (``filters.1.metrics.0.threshold: 50.0 -> 40.0``): dicts and
+    lists are compared entry by entry, so a change deep in a list names that entry, not the list."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+            out += _diff(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{path}.{k}" if path else k)
         return out
-    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
+    if isinstance(a, list) and isinstance(b, list):
+        out = []
+        for i in range(max(len(a), len(b))):
+            out += _diff(a[i] if i < len(a) else _ABSENT, b[i] if i < len(b) else _ABSENT, f"{path}.{i}")
+        return out
+    return [] if a == b else [f"{path}: {_short(a)} -> {_short(b)}"]
+
+
+_ABSENT = object()
+
+
+def _short(v, limit: int = 80) -> str:
+    if v is _ABSENT:
+        return "(absent)"
+    text = json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def start_run(storage: Storage, config: dict, plan_info: dict) -> dict:

@@ -12,7 +12,13 @@ from pairforge.io.runlock import RunLock, acquire_run_lock
 from pairforge.io.storage import Storage, open_storage
 from pairforge.pipeline import ledger
 from pairforge.pipeline.executors import executor_for
-from pairforge.pipeline.plan import Plan, PlanError, build_stages, resolve_device
+from pairforge.pipeline.plan import (
+    Plan,
+    PlanError,
+    ShardSpec,
+    build_stages,
+    resolve_device,
+)
 from pairforge.pipeline.shardwork import run_stages, shard_batch
 from pairforge.sources.config import FilesSourceConfig
 from pairforge.stage import RunContext
@@ -114,7 +120,7 @@ def run_pipeline(
     limit: int | None = None,
     executor: str = "ray",
     ray_address: str | None = None,
-    on_start: Callable[[Plan, int, int], None] | None = None,
+    on_start: Callable[[Plan, int, list[ShardSpec]], None] | None = None,
     on_record: Callable[[dict], None] | None = None,
     verify: bool = False,
     allow_shrink: bool = False,
@@ -133,7 +139,7 @@ def run_pipeline(
 
 
 def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: float, limit: int | None, executor: str,
-                ray_address: str | None, on_start: Callable[[Plan, int, int], None] | None,
+                ray_address: str | None, on_start: Callable[[Plan, int, list[ShardSpec]], None] | None,
                 on_record: Callable[[dict], None] | None, verify: bool, allow_shrink: bool) -> RunSummary:
     plan = make_plan(config, storage.url, limit)
     resolved = config_to_dict(config)
@@ -144,7 +150,7 @@ def _run_locked(config: PipelineConfig, storage: Storage, lock: RunLock, t0: flo
     ledger.start_run(storage, resolved, plan.describe())
     pending = [s for s in shards if not ledger.is_done(done.get(s.shard), s.start, s.end)]
     if on_start:
-        on_start(plan, len(shards), len(pending))
+        on_start(plan, len(shards), pending)
     if pending:
         calibrate(plan)
     counters = {"accepted": 0, "inputs": 0}
