@@ -70,7 +70,7 @@ def test_bad_overrides(cfg, tmp_path, override, needles):
 
 
 def test_bad_output_locations(cfg, tmp_path, moto_s3):
-    one_line_error(invoke("run", cfg, "--out", "http://example.com/x"), "unsupported location", "s3://bucket")
+    one_line_error(invoke("run", cfg, "--out", "http://example.com/x"), "unsupported output location", "s3://bucket")
     one_line_error(invoke("run", cfg, "--out", "s3://"), "names no bucket")
     a_file = tmp_path / "file"
     a_file.write_text("x")

@@ -292,7 +292,7 @@ def open_storage(url: str | os.PathLike, endpoint_url: str | None = None) -> Sto
     if s.startswith("s3://"):
         return S3Storage(s, endpoint_url=endpoint_url)
     if "://" in s and not s.startswith("file://"):
-        raise StorageError(f"unsupported location {s!r}: use a local path or s3://bucket/prefix")
+        raise StorageError(f"unsupported output location {s!r}: use a local path or s3://bucket/prefix")
     if s.startswith("file://"):
         s = s[len("file://"):]
     return LocalStorage(s)
