@@ -110,7 +110,8 @@ def test_disk_full_while_writing_a_shard_is_one_line_and_keeps_committed_shards(
 
     monkeypatch.setattr(LocalStorage, "open_staging", lambda self, name: FullFile(real(self, name)))
     res = invoke("run", cfg, "--out", out, "--executor", "local", "--limit", "16", "-q")
-    one_line_error(res, "writing shard 2", "No space left on device", "rerun the same command")
+    one_line_error(res, "writing shard ", "No space left on device", "rerun the same command")
+    assert "writing shard 2 " in res.output or "writing shard 3 " in res.output  # shards may run in parallel
     monkeypatch.undo()
     assert sorted(ledger.committed_records(LocalStorage(out))) == [0, 1]
     assert not [p for p in (out / "shards").iterdir() if ".tmp-" in p.name]  # the failed shard's temp is gone
