@@ -62,8 +62,9 @@ def _chain(rng: np.random.Generator) -> dict:
 def _realworld(rng: np.random.Generator, i: int) -> dict:
     typ = TYPES[i % len(TYPES)]
     sev = SEVERITIES[(i // len(TYPES)) % len(SEVERITIES)]
-    return {"chain": "realworld", "type": typ, "types": [typ], "web_tail": False,
-            "ops": [{"op": typ, "severity": sev, "amount": float(rng.uniform(0, 1))}],
+    types = [typ, "noise" if typ != "noise" else "blur"] if i % 10 == 0 else [typ]  # some stacked
+    return {"chain": "realworld", "type": "+".join(types), "types": types, "web_tail": False,
+            "ops": [{"op": t, "severity": sev, "amount": float(rng.uniform(0, 1))} for t in types],
             "strength": {"psnr": float(rng.uniform(18, 35)), "ssim": float(rng.uniform(0.4, 0.95))}}
 
 

@@ -18,7 +18,7 @@ from pairforge.io.thumbnails import RECORD_FIELD, THUMB_SIDE, make_thumbnail, se
 from pairforge.pipeline.shardwork import run_stage
 from pairforge.runreport import render_card, render_report, write_report_and_card
 from pairforge.runreport.card import size_category
-from pairforge.runreport.collect import Reservoir, collect
+from pairforge.runreport.collect import STACKED, Reservoir, collect
 
 from report_data import remote_references, write_synthetic_run
 
@@ -96,7 +96,10 @@ def test_collect_aggregates_records_and_metadata(synthetic):
     assert ms.threshold == 50.0 and ms.accepted.n == data.accepted and ms.rejected.n == data.rejected["iqa/piqe"]
     assert data.metrics[("sanity", "luma_std")].threshold == 6.0  # the config's min_std
     assert data.dedup["dedup"]["clusters"] == 3
-    assert set(data.by_label) == {"realesrgan", "blur", "noise", "haze"}
+    assert set(data.by_group) == {"realesrgan", "blur", "noise", "haze", STACKED}
+    stacked = {k: v for k, v in data.by_label.items() if "+" in k}
+    assert stacked and sum(stacked.values()) == data.by_group[STACKED]
+    assert data.by_type["noise"] == data.by_label.get("noise", 0) + sum(v for k, v in stacked.items() if "noise" in k)
     assert set(data.by_severity["haze"]) <= {"light", "medium", "heavy"}
     assert data.strength_source["blur"] == "recorded" and "realesrgan" in data.strength_picks
     assert {"blur1 sigma", "gaussian1 sigma", "jpeg1 quality"} <= set(data.chain_params)
@@ -116,8 +119,8 @@ def test_report_shows_every_section_self_contained(synthetic):
         assert text in html, text
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', html)
     assert len(srcs) >= 15 and all(s.startswith("data:image/") for s in srcs)
-    # gallery: a few pairs per type (4 types x up to 4 pairs x HQ+LQ), rejected thumbnails per reason
-    assert html.count('class="pair"') == 16 and html.count('class="thumb"') >= 4
+    # gallery: 4 pairs per group (4 types + stacked), rejected thumbnails per reason
+    assert html.count('class="pair"') == 20 and html.count('class="thumb"') >= 4
     assert remote_references(html) == [] and "<script" not in html
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from pairforge.io.dataset import SHARD_DIR
 from pairforge.io.storage import Storage
-from pairforge.runreport.collect import RunData, collect, describe_config
+from pairforge.runreport.collect import STACKED, RunData, collect, describe_config
 
 CARD_NAME = "README.md"
 #: the hub's size categories, by upper bound of the number of examples
@@ -102,11 +102,16 @@ def render_card(storage: Storage | None = None, data: RunData | None = None) -> 
     out.append("")
     out.append("## Degradation model\n")
     deg = cfg.get("degrade") or {}
-    out.append(f"`{json.dumps({k: v for k, v in deg.items() if k != 'resources'}, default=str)}`\n")
+    head = f"`kind: {deg.get('kind')}`" + (f", preset `{deg['preset']}`" if deg.get("preset") else "")
+    section = yaml.safe_dump({"degrade": {k: v for k, v in deg.items() if k != "resources"}}, sort_keys=False).strip()
+    out.append(f"{head}.\n\n<details><summary>The full degrade section of the config</summary>\n\n```yaml\n{section}\n```\n</details>\n")
     out.append("Every random draw is per sample, seeded from the run seed and the sample index; each sample's "
                "JSON records the exact degradation with every sampled parameter.\n")
-    if data.by_label:
-        out.append(_table(sorted(data.by_label.items(), key=lambda kv: -kv[1]), ("degradation", "LQs")) + "\n")
+    if data.by_type:
+        out.append(_table(sorted(data.by_type.items(), key=lambda kv: -kv[1]), ("degradation", "LQs")) + "\n")
+    stacked = data.by_group.get(STACKED, 0)
+    if stacked:
+        out.append(f"{stacked:,} LQs stack two or more types (counted above under each of their types).\n")
     out.append("## Counts\n")
     rows = [("inputs", f"{data.inputs:,}", "100%"), ("accepted pairs", f"{data.accepted:,}",
             f"{data.accepted / data.inputs:.1%}" if data.inputs else "-")]

@@ -134,7 +134,9 @@ class RunData:
     # degradations
     lqs: int = 0
     by_model: dict[str, int] = field(default_factory=dict)
-    by_label: dict[str, int] = field(default_factory=dict)
+    by_label: dict[str, int] = field(default_factory=dict)  # exact: "haze", "blur+noise", "realesrgan"
+    by_type: dict[str, int] = field(default_factory=dict)  # per component: a stacked LQ counts for each type
+    by_group: dict[str, int] = field(default_factory=dict)  # single types, and STACKED for 2+ types
     by_severity: dict[str, dict[str, int]] = field(default_factory=dict)
     strength: dict[str, dict[str, Reservoir]] = field(default_factory=dict)  # type -> psnr/ssim
     strength_source: dict[str, str] = field(default_factory=dict)  # type -> "recorded" | "measured"
@@ -170,6 +172,20 @@ def _read_json(storage: Storage, name: str):
 
 def _count(d: dict, k: str, n: int = 1) -> None:
     d[k] = d.get(k, 0) + n
+
+
+#: the group of LQs made by two or more stacked real-world types (their strength mixes the types)
+STACKED = "stacked (2+ types)"
+
+
+def degradation_group(d: Degradation) -> str:
+    """The report's group of an LQ: its one type or chain preset, or :data:`STACKED`."""
+    if d.preset:
+        return d.preset
+    types = list(dict.fromkeys(d.types))
+    if len(types) > 1:
+        return STACKED
+    return types[0] if types else d.model
 
 
 def degradation_type(d: Degradation) -> str:
@@ -256,9 +272,12 @@ def _collect_samples(data: RunData, reader: DatasetReader, seed: int) -> None:
         lq_sizes = meta.get("lq_size")
         for k, d in enumerate(degradations(meta)):
             data.lqs += 1
-            typ = degradation_type(d)
+            typ = degradation_group(d)
             _count(data.by_model, d.model)
-            _count(data.by_label, typ)
+            _count(data.by_label, degradation_type(d))
+            _count(data.by_group, typ)
+            for t in dict.fromkeys(d.types if not d.preset and d.types else [typ]):
+                _count(data.by_type, t)
             for t, sev in d.components:
                 row = data.by_severity.setdefault(t, {})
                 _count(row, sev or "-")

@@ -99,7 +99,7 @@ def key_params(deg: dict) -> str:
 def load_pictures(data: RunData, reader: DatasetReader) -> dict[str, list[Pair]]:
     """Read the picked samples once: gallery pairs per type, and measured strengths into ``data``."""
     wanted: dict[str, list[tuple[str, str, int | None]]] = {}
-    shown = sorted(data.gallery_picks, key=lambda t: (-data.by_label.get(t, 0), t))[:MAX_TYPES]
+    shown = sorted(data.gallery_picks, key=lambda t: (-data.by_group.get(t, 0), t))[:MAX_TYPES]
     for label in shown:
         for key, variant in data.gallery_picks[label].values:
             wanted.setdefault(key, []).append(("gallery", label, variant))

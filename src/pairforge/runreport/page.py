@@ -115,8 +115,11 @@ def degradation_section(data: RunData) -> dict:
     return {
         "lqs": data.lqs,
         "by_model": sorted(data.by_model.items(), key=lambda kv: -kv[1]),
-        "by_label": sorted(data.by_label.items(), key=lambda kv: -kv[1]),
-        "type_chart": plots.barh(data.by_label, "LQs by degradation type", xlabel="LQs", total=data.lqs or None) if data.by_label else None,
+        "by_group": sorted(data.by_group.items(), key=lambda kv: -kv[1]),
+        "stacked": sorted(((k, v) for k, v in data.by_label.items() if "+" in k), key=lambda kv: (-kv[1], kv[0])),
+        "type_chart": plots.barh(data.by_type, "LQs by degradation type (a stacked LQ counts for each of its types)"
+                                 if any("+" in k for k in data.by_label) else "LQs by degradation type",
+                                 xlabel="LQs", total=data.lqs or None) if data.by_type else None,
         "severity_chart": plots.severity_bars(data.by_severity, SEVERITY_ORDER)
         if any(set(r) != {"-"} for r in data.by_severity.values()) else None,
         "psnr_chart": plots.distributions({t: v["psnr"].values for t, v in strength.items()}, "PSNR of LQ vs HQ by type", "PSNR (dB)") if strength else None,
