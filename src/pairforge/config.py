@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pairforge.configbase import Resources, StrictModel
 from pairforge.degradations.simple import SimpleDegradeConfig
@@ -62,6 +62,14 @@ class PipelineConfig(StrictModel):
     output: OutputSection = OutputSection()
     writer: WriterConfig = WriterConfig()
     ray: RaySection = RaySection()
+
+    @model_validator(mode="after")
+    def _negatives_are_not_degraded(self):
+        gen = getattr(self.source, "generation", None)
+        if getattr(gen, "mode", None) == "negatives" and "degrade" in self.model_fields_set:
+            raise ValueError("source.generation.mode: negatives writes negative-quality images on their own "
+                             "(neg.png) and never degrades them; remove the degrade section")
+        return self
 
 
 class ConfigError(ValueError):

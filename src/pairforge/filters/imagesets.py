@@ -16,6 +16,7 @@ import numpy as np
 
 from pairforge.io.dataset import (
     HQ,
+    NEG,
     META,
     DatasetReader,
     is_dataset,
@@ -48,10 +49,11 @@ def is_run_dir(url: str) -> bool:
 def iter_run_samples(url: str, want_images: bool = True) -> Iterator[RunSample]:
     """Every accepted sample of the committed shards of a run directory (either layout), in shard then
     index order."""
-    members = {META, HQ} if want_images else {META}
+    members = {META, HQ, NEG} if want_images else {META}
     for s in DatasetReader(open_storage(url)).iter_samples(members):
         meta = sample_meta(s)
-        yield RunSample(s["__key__"], int(meta.get("index", int(s["__key__"]))), meta, s.get(HQ))
+        # a negatives run's images are neg.png: as classifier negatives they are what it is made for
+        yield RunSample(s["__key__"], int(meta.get("index", int(s["__key__"]))), meta, s.get(HQ, s.get(NEG)))
 
 
 def iter_images(source: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:

@@ -52,11 +52,16 @@ HQ = "hq.png"
 LQ = "lq.png"
 META = "json"
 PROMPT = "txt"
+#: a SUPIR-style negative-quality image (synthesis ``mode: negatives``): a sample of its own kind, never
+#: the HQ of a pair and never degraded
+NEG = "neg.png"
+NEGATIVE = "negative"
 _LQ_VARIANT = re.compile(r"^lq_(\d+)\.[a-z0-9]+$")
-_MEMBER = re.compile(r"^(hq\.png|lq\.png|lq_\d+\.png|json|txt)$")
+_MEMBER = re.compile(r"^(hq\.png|lq\.png|lq_\d+\.png|neg\.png|json|txt)$")
 _RECORD = re.compile(rf"^{SHARD_DIR}/shard-(\d+)\.json$")
 #: folder layout: member -> sub-folder and file extension (an LQ variant ``lq_K.png`` goes to ``lq_K/``)
-_FOLDER = {HQ: ("hq", "png"), LQ: ("lq", "png"), META: ("meta", "json"), PROMPT: ("prompt", "txt")}
+_FOLDER = {HQ: ("hq", "png"), LQ: ("lq", "png"), NEG: ("neg", "png"), META: ("meta", "json"),
+           PROMPT: ("prompt", "txt")}
 _FOLDER_BACK = {(d, ext): m for m, (d, ext) in _FOLDER.items()}
 
 
@@ -92,7 +97,7 @@ def check_member(key: str, member: str) -> None:
     if not key or "." in key or "/" in key:
         raise ValueError(f"sample key {key!r}: keys must be non-empty without '.' or '/'")
     if not _MEMBER.match(member):
-        raise ValueError(f"sample {key}: member {member!r} is not one of hq.png, lq.png, lq_K.png, json, txt")
+        raise ValueError(f"sample {key}: member {member!r} is not one of hq.png, lq.png, lq_K.png, neg.png, json, txt")
 
 
 def folder_path(key: str, member: str) -> str:
@@ -174,8 +179,11 @@ class ShardWriter(abc.ABC):
             if not isinstance(data, (bytes, bytearray)):
                 raise TypeError(f"sample {key}: member {m} must be bytes, got {type(data).__name__}")
         names = {m for m, _ in members}
-        if HQ not in names or META not in names or not lq_members(dict.fromkeys(names)):
-            raise ValueError(f"sample {key}: needs {HQ}, {META} and {LQ} (or lq_0.png..), has {sorted(names)}")
+        pair = HQ in names and bool(lq_members(dict.fromkeys(names)))
+        negative = NEG in names and HQ not in names and not lq_members(dict.fromkeys(names))
+        if META not in names or not (pair or negative):
+            raise ValueError(f"sample {key}: needs {HQ}, {META} and {LQ} (or lq_0.png..), or {NEG} and {META} "
+                             f"(a negative-quality sample), has {sorted(names)}")
         self._put(key, members)
         self.accepted.append(key)
         self.members |= names
@@ -316,6 +324,8 @@ def encode_sample(batch: Batch, row: int, png_compression: int = 1, write_prompt
     key = batch["key"][row]
     hq = batch["hq"][row]
     lq = batch.get("lq", [None] * len(batch["key"]))[row]
+    if batch["meta"][row].get("quality") == NEGATIVE:
+        return _encode_negative(batch, row, png_compression, write_prompt)
     if hq is None or lq is None or (isinstance(lq, (list, tuple)) and (not lq or any(x is None for x in lq))):
         raise ValueError(f"sample {key}: accepted but has no {'hq' if hq is None else 'lq'} image")
     meta = dict(batch["meta"][row])
@@ -335,6 +345,21 @@ def encode_sample(batch: Batch, row: int, png_compression: int = 1, write_prompt
         meta["lq_size"] = [int(lq.shape[0]), int(lq.shape[1])]
         members[LQ] = encode_png(lq, png_compression)
     members[META] = json.dumps(jsonable(meta), sort_keys=True, allow_nan=False).encode()
+    prompt = batch.get("prompt", [None] * len(batch["key"]))[row]
+    if write_prompt and prompt is not None:
+        members[PROMPT] = str(prompt).encode("utf-8")
+    return members
+
+
+def _encode_negative(batch: Batch, row: int, png_compression: int, write_prompt: bool) -> dict:
+    """A negative-quality sample: the image as ``neg.png`` (no HQ, no LQ), its metadata and prompt."""
+    key, img = batch["key"][row], batch["hq"][row]
+    if img is None:
+        raise ValueError(f"sample {key}: accepted but has no image")
+    meta = dict(batch["meta"][row])
+    meta.update(key=key, index=int(batch["index"][row]), neg_size=[int(img.shape[0]), int(img.shape[1])])
+    members = {"__key__": key, NEG: encode_png(img, png_compression),
+               META: json.dumps(jsonable(meta), sort_keys=True, allow_nan=False).encode()}
     prompt = batch.get("prompt", [None] * len(batch["key"]))[row]
     if write_prompt and prompt is not None:
         members[PROMPT] = str(prompt).encode("utf-8")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pairforge.io.dataset import (
     HQ,
     META,
+    NEG,
     Problem,
     folder_member,
     lq_members,
@@ -68,7 +69,8 @@ def _check_sample(name: str, sample: dict, decode: bool) -> list[str]:
     key = sample["__key__"]
     out = []
     lqs = lq_members(sample)
-    for needed, present in ((HQ, HQ in sample), ("lq.png (or lq_0.png..)", bool(lqs)), (META, META in sample)):
+    images = ((NEG, NEG in sample),) if NEG in sample else ((HQ, HQ in sample), ("lq.png (or lq_0.png..)", bool(lqs)))
+    for needed, present in (*images, (META, META in sample)):
         if not present:
             out.append(f"sample {key} has no {needed}")
     if META in sample:
@@ -79,7 +81,7 @@ def _check_sample(name: str, sample: dict, decode: bool) -> list[str]:
         except (ValueError, UnicodeDecodeError) as e:
             out.append(f"sample {key}: {META} does not parse ({e})")
     if decode:
-        for m in [HQ, *lqs]:
+        for m in [HQ, NEG, *lqs]:
             if m in sample:
                 try:
                     decode_png(sample[m])

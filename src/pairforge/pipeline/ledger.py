@@ -214,6 +214,7 @@ def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -
             rejected[k] = rejected.get(k, 0) + v
         members |= set(r.get("members") or [])
     lqs = sorted((m for m in members if m.startswith("lq")), key=lambda m: (len(m), m)) or [dataset.LQ]
+    negative = dataset.NEG in members and dataset.HQ not in members
     index = {
         "format": "pairforge-webdataset" if layouts == {"webdataset"} else "pairforge-" + "+".join(sorted(layouts)),
         "version": 1,
@@ -221,8 +222,11 @@ def write_index(storage: Storage, records: dict[int, dict], plan_shards: list) -
         "total_samples": sum(r["samples"] for r in mine.values()),
         "total_inputs": sum(r["end"] - r["start"] for r in mine.values()),
         "rejected": dict(sorted(rejected.items())),
-        "members": [dataset.HQ, *lqs, dataset.META, dataset.PROMPT + " (optional)"],
+        "members": [dataset.NEG if negative else dataset.HQ, *([] if negative else lqs), dataset.META,
+                    dataset.PROMPT + " (optional)"],
     }
+    if negative:  # SUPIR-style negatives: images of their own kind, not pairs (the trainer refuses them)
+        index["quality"] = dataset.NEGATIVE
     storage.write_bytes(INDEX_JSON, json.dumps(index, indent=2).encode())
     return index
 

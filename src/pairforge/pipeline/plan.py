@@ -105,6 +105,11 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
+def negatives_run(config: PipelineConfig) -> bool:
+    """A synthesis run in ``mode: negatives`` (SUPIR-style negative-quality images, written as ``neg.png``)."""
+    return getattr(getattr(config.source, "generation", None), "mode", None) == "negatives"
+
+
 def build_stages(config: PipelineConfig, ctx: RunContext, files: list[str] | None = None) -> list[Stage]:
     """The run's stages in order: the source's (from :data:`pairforge.registry.SOURCES`), each filter's
     (:data:`~pairforge.registry.FILTERS`), then the degrade stage. ``files``: a files source's listing
@@ -112,7 +117,8 @@ def build_stages(config: PipelineConfig, ctx: RunContext, files: list[str] | Non
     stages = list(SOURCES.entry_for(config.source).load("stages")(config.source, ctx, files=files))
     for f in config.filters:
         stages.append(FILTERS.entry_for(f).load("stage")(f, ctx))
-    stages.append(DegradeStage(config.degrade, ctx))
+    if not negatives_run(config):  # negative-quality images are never degraded as if they were clean
+        stages.append(DegradeStage(config.degrade, ctx))
     # stage names seed randomness: they must be unique within a run (two iqa filters: iqa, iqa_2)
     seen: dict[str, int] = {}
     for st in stages:

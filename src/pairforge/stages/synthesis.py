@@ -57,6 +57,8 @@ class SynthesisStage(Stage):
             meta = batch["meta"][row]
             src = meta.setdefault("source", {"kind": "synthesis"})
             src.update(model=self.backend.info["model"], revision=self.backend.info["revision"], quality=label)
+            if label == "negative":  # the writer stores these as neg.png, apart from pairs
+                meta["quality"] = label
             meta["synthesis"] = self.backend.sample_info(req)
             batch["negative_prompt"][row] = req.negative_prompt
             if batch["prompt"][row] is None:

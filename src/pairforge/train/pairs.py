@@ -84,6 +84,8 @@ def decode_pair(sample: dict, rng: np.random.Generator | None, variant: str = "r
     key = sample.get("__key__", "?")
     hq_name = _member(sample, "hq")
     lqs = lq_members(sample)
+    if _member(sample, "neg") is not None:
+        raise BadSample("negative_quality", f"{key}: a negative-quality image (neg.png), not a pair")
     if hq_name is None or not lqs:
         raise BadSample("missing_member", f"{key}: needs hq.* and lq.* (or lq_0..) members, has {sorted(sample)}")
     k = 0

@@ -37,6 +37,10 @@ def _folder_error(origin: str) -> ValueError:
 def _from_index(base: str, index: dict, origin: str) -> list[str]:
     if "shards" not in index:
         raise ValueError(f"{origin}: not a pairforge index (no 'shards' list)")
+    if index.get("quality") == "negative":
+        raise ValueError(f"{origin}: holds SUPIR-style negative-quality images (neg.png), not (HQ, LQ) pairs; "
+                         "train a quality classifier on them (pairforge train-classifier --neg DIR) or use them "
+                         "as negative-prompt targets, never as restoration targets")
     if str(index.get("format", "")).startswith("pairforge-") and "folder" in index["format"]:
         raise _folder_error(origin)
     out = []
