@@ -5,6 +5,7 @@ no console error and no request leaving the file.
 Set PAIRFORGE_REPORT_SHOTS=DIR to keep the screenshots (top, degradations, gallery) in DIR."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -94,3 +95,15 @@ def test_report_renders_in_headless_chromium_offline(demo_run, tmp_path):
     assert {"HQ", "LQ", "rejected", "PSNR"} <= kinds  # gallery, rejected thumbnails, charts
     assert attempted == [] and errors == []
     assert "Accounting" in text and "Rejected inputs" in text
+
+
+def test_resume_adds_a_session_the_report_shows(tmp_path):
+    cfg = load_config(str(ROOT / "configs/quickstart.yaml"), ["filters=[]", "output.samples_per_shard=2"])
+    out = tmp_path / "o"
+    run_pipeline(cfg, str(out), limit=2, executor="local")
+    (out / "shards" / "shard-000000.json").unlink()  # as if killed before the commit
+    s = run_pipeline(cfg, str(out), limit=2, executor="local")
+    run = json.loads((out / "run.json").read_text())
+    assert [x["shards_written"] for x in run["sessions"]] == [1, 1] and len(run["resumes"]) == 1
+    html = (out / "report.html").read_text()
+    assert s.report and html.count("<th>resumed</th>") == 1 and "Sessions (first run and resumes)" in html

@@ -178,4 +178,5 @@ def test_report_reads_unknown_metadata_shapes(tmp_path):
     DatasetWriter(storage).write_batch(0, 0, 3, batch)
     html = render_report(storage)
     assert "bsrgan" in html and "custom" in html and 'id="gallery"' in html
+    assert collect(storage).lq_sizes == {"8x8": 4}  # every LQ variant counted
     assert render_card(storage).startswith("---\n")

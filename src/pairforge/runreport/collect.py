@@ -295,9 +295,10 @@ def _collect_samples(data: RunData, reader: DatasetReader, seed: int) -> None:
                 data.strength_picks.setdefault(typ, Reservoir(STRENGTH_PER_TYPE, seed)).add((key, variant))
             if d.preset or d.model == "simple":
                 _collect_chain_params(data, raw)
-        size = lq_sizes[0] if isinstance(lq_sizes, list) and lq_sizes and isinstance(lq_sizes[0], list) else lq_sizes
-        if isinstance(size, list) and len(size) == 2:
-            _count(data.lq_sizes, f"{size[1]}x{size[0]}")
+        sizes = lq_sizes if isinstance(lq_sizes, list) and lq_sizes and isinstance(lq_sizes[0], list) else [lq_sizes]
+        for size in sizes:  # every LQ variant
+            if isinstance(size, list) and len(size) == 2:
+                _count(data.lq_sizes, f"{size[1]}x{size[0]}")
 
 
 def _collect_filters(data: RunData, filters) -> None:
