@@ -7,7 +7,7 @@ OUT ?= out/quickstart
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install install-test demo test bench lint clean
+.PHONY: install install-test demo test bench bench-gpu lint clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run_all.py
+
+# on a CUDA machine: every GPU path in one prepared run of at most BUDGET seconds (bench/results/gpu.json)
+BUDGET ?= 480
+bench-gpu: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q $(TORCH_PINS) -e '.[gpubench]'
+	$(BIN)/python bench/gpu.py --budget $(BUDGET)
 
 clean:
 	rm -rf out .pytest_cache .hypothesis
