@@ -369,8 +369,14 @@ def gallery(
     severities: str = typer.Option("light,medium,heavy", "--severities"),
     tile: int = typer.Option(192, "--tile", min=32, max=1024, help="pixels per cell"),
     seed: int = typer.Option(0, "--seed", min=0),
+    degrade_config: Optional[str] = typer.Option(
+        None, "--degrade-config",
+        help="a YAML file (a run config with degrade:, or a bare degrade section with kind:) or a named config: "
+        "draw OUT/<name>.png, one row per photo, HQ then --columns LQs of that config"),
+    columns: int = typer.Option(4, "--columns", min=1, max=16, help="LQs per photo with --degrade-config"),
 ):
-    """Contact sheets of the nine real-world degradations (rows: photos; columns: clean + severities)."""
+    """Contact sheets of the nine real-world degradations (rows: photos; columns: clean + severities), or
+    with --degrade-config of any degrade config (chain presets, real-world types, mixes)."""
     from pairforge.degradations.realworld.gallery import make_gallery
     from pairforge.io.images import ImageRejected, decode_image
     from pairforge.sources.bundled import load_bundled_photo
@@ -390,6 +396,18 @@ def gallery(
             images.append(load_bundled_photo(name))
     if len(images) < 2:
         _fail("the gallery needs at least two photos (reflection uses another photo as its second layer)")
+    if degrade_config is not None:
+        from pairforge.config import ConfigError, read_yaml_config
+        from pairforge.degradations.sheet import degrade_section, degrade_sheet
+
+        try:
+            data, origin = read_yaml_config(degrade_config, what="degrade config")
+            cfg = degrade_section(data, origin)
+        except ConfigError as e:
+            _fail(str(e))
+        path = degrade_sheet(images, cfg, out / f"{Path(origin).stem}.png", columns=columns, seed=seed, tile=tile)
+        console.print(f"wrote {path}")
+        return
     written = make_gallery(
         images, out, severities=tuple(severities.split(",")), types=types.split(",") if types else None, seed=seed, tile=tile
     )

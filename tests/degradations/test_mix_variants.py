@@ -37,7 +37,8 @@ def test_mix_draws_a_component_per_sample_and_records_it():
         assert m["weight"] == 0.5 and m["component"] == ["chain", "realworld"].index(m["name"])
         if m["name"] == "realworld":
             assert r.params["chain"] == "realworld" and r.params["types"]
-            assert m["downscale"] == {"mode": "area", "from": [100, 128], "to": [25, 32]}
+            assert m["downscale"] == {"mode": "area", "at": "before", "from": [100, 128], "to": [25, 32]}
+            assert r.params["input_size"] == [25, 32]
         else:
             assert r.params["chain"] == "realesrgan" and "downscale" not in m
 
@@ -156,3 +157,12 @@ def test_variants_that_change_the_hq_differently_are_rejected_not_written():
     assert "variants_hq" in rules
     for r, lq in zip(out["reject"], out["lq"]):
         assert (r is None) == isinstance(lq, list)
+
+
+def test_downscale_after_shrinks_the_components_lq():
+    d = build_degrader(_mix(components=[{"name": "realworld", "weight": 1, "degrade": REAL}], downscale_at="after"))
+    photos = photo_crops(4, (101, 130), seed=2)
+    for p, r in zip(photos, d.degrade(photos, list(range(4)))):
+        assert r.lq.shape == (25, 32, 3) and r.hq.shape == (100, 128, 3)
+        assert r.params["mix"]["downscale"] == {"mode": "area", "at": "after", "from": [100, 128], "to": [25, 32]}
+        assert "input_size" not in r.params

@@ -15,7 +15,8 @@ Per sample, the component is drawn from its own stream (seed, "mix"), and the co
 the sample's seed itself: a mix of one component gives exactly that component's pairs. The sample's
 record is the component's record plus ``mix: {component, name, weight}`` (and the shrink, if any).
 The input is cropped to a multiple of ``scale`` first, so every component and every variant keeps the
-same HQ; a component that finishes at a finer scale (a real-world type at x1 in an x4 mix) is shrunk
+same HQ. A component that finishes at a finer scale (a real-world type at x1 in an x4 mix) degrades
+the HQ shrunk to the LQ grid (``downscale_at: before``, the default) or has its LQ shrunk (``after``),
 with a registered resize (the exact field of view, :func:`pairforge.degradations.resize.resize_image`).
 """
 from __future__ import annotations
@@ -80,6 +81,12 @@ class MixDegradeConfig(StrictModel):
     )
     downscale: Literal["area", "bicubic", "bilinear"] = Field(
         "area", description="how a component that finishes at a finer scale is shrunk to H/scale")
+    downscale_at: Literal["before", "after"] = Field(
+        "before",
+        description="before: the HQ is shrunk to the LQ grid first and such a component degrades that (noise, JPEG "
+        "blocks, moire at the LQ's own resolution, as a low-resolution camera or an upload would leave them); after: "
+        "it degrades the HQ and its LQ is shrunk (fine grain is averaged away, large effects such as haze remain)",
+    )
     variants: Variants = 1
     resources: Resources = Resources()
 
@@ -164,12 +171,26 @@ class MixDegrader(Degrader):
         out: list[DegradeResult | None] = [None] * len(images)
         for i in sorted(set(picks)):
             rows = [r for r, p in enumerate(picks) if p == i]
-            res = self._degrader(i).degrade([hqs[r] for r in rows], [seeds[r] for r in rows], [aux[r] for r in rows])
-            for r, one in zip(rows, res):
-                out[r] = self._finish(i, images[r], hqs[r], one)
+            inputs = [hqs[r] for r in rows]
+            shrink = self.config.downscale_at == "before" and output_scale(self.config.components[i].degrade) < s
+            if shrink:
+                inputs = [self._shrink(hq, output_scale(self.config.components[i].degrade)) for hq in inputs]
+            res = self._degrader(i).degrade(inputs, [seeds[r] for r in rows], [aux[r] for r in rows])
+            for r, one, x in zip(rows, res, inputs):
+                if shrink:
+                    one.hq = None  # the component saw the shrunk HQ; the pair keeps the full one
+                    one.params = {**one.params, "input_size": [int(x.shape[0]), int(x.shape[1])]}
+                out[r] = self._finish(i, images[r], hqs[r], one, shrunk_before=shrink)
         return out  # type: ignore[return-value]
 
-    def _finish(self, i: int, image: np.ndarray, hq: np.ndarray, res: DegradeResult) -> DegradeResult:
+    def _shrink(self, hq: np.ndarray, component_scale: int) -> np.ndarray:
+        """The HQ on the grid a component must degrade to finish at the mix scale (downscale_at: before)."""
+        from pairforge.degradations.resize import resize_image
+
+        f = int(self.config.scale) // component_scale
+        return np.ascontiguousarray(resize_image(hq, (max(1, hq.shape[0] // f), max(1, hq.shape[1] // f)), self.config.downscale))
+
+    def _finish(self, i: int, image: np.ndarray, hq: np.ndarray, res: DegradeResult, shrunk_before: bool = False) -> DegradeResult:
         c = self.config
         comp = c.components[i]
         s = int(c.scale)
@@ -177,10 +198,13 @@ class MixDegrader(Degrader):
         record: dict[str, Any] = {"component": i, "name": comp.label(), "weight": float(self.probs[i])}
         lq = res.lq
         want = (max(1, hq_out.shape[0] // s), max(1, hq_out.shape[1] // s))
+        if shrunk_before:
+            record["downscale"] = {"mode": c.downscale, "at": "before", "from": [int(hq.shape[0]), int(hq.shape[1])],
+                                   "to": list(want)}
         if lq.shape[:2] != want:
             from pairforge.degradations.resize import resize_image
 
-            record["downscale"] = {"mode": c.downscale, "from": [int(lq.shape[0]), int(lq.shape[1])], "to": list(want)}
+            record["downscale"] = {"mode": c.downscale, "at": "after", "from": [int(lq.shape[0]), int(lq.shape[1])], "to": list(want)}
             lq = np.ascontiguousarray(resize_image(lq, want, c.downscale))
         params = dict(res.params)
         params["mix"] = record
