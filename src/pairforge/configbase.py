@@ -2,7 +2,7 @@
 them without importing the whole run config)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -31,3 +31,17 @@ def _ordered_range(v: tuple[float, float]) -> tuple[float, float]:
 #: A closed interval ``[lo, hi]`` written as a two-element list in YAML.
 FloatRange = Annotated[tuple[float, float], AfterValidator(_ordered_range)]
 IntRange = Annotated[tuple[int, int], AfterValidator(_ordered_range)]
+
+
+class ModelSpec(StrictModel):
+    """Where a model-backed component loads its weights from, and on what device. Shared by every
+    component that loads a model (the local LLM / VLM of prompts and the judge; see README), so that
+    ``pairforge models pull CONFIG --cache DIR`` and ``cache_dir: DIR`` mean the same everywhere."""
+
+    model: str = Field(..., min_length=1, description="a hub id already in the cache, or a local directory")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) to load")
+    cache_dir: str | None = Field(None, description="HF hub cache prepared by `pairforge models pull --cache DIR`")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$",
+                        description="cpu, cuda, cuda:N, mps or auto (the worker's GPU when it has one)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on CPU")

@@ -10,8 +10,9 @@ from conftest import gemini_reply, openai_reply, photo
 
 from pairforge.batch import new_batch
 from pairforge.filters.config import JudgeFilterConfig
-from pairforge.filters.judge import summarize_usage
 from pairforge.io.storage import LocalStorage
+from pairforge.llm.secrets import MissingAPIKey
+from pairforge.llm.usage import summarize_usage
 from pairforge.stage import RunContext
 from pairforge.stages.filters import JudgeStage
 
@@ -35,12 +36,22 @@ def oai_error(code, message="test error"):
     return {"error": {"message": message, "type": "test", "code": code}}
 
 
+RETRY_KEYS = ("max_attempts", "timeout_s", "retry_malformed", "retry_after_max_s")
+LLM_KEYS = ("concurrency", "price_per_million_input_tokens", "price_per_million_output_tokens", "structured_output")
+
+
 def config(backend: str, url: str, **over):
-    b = {"type": "gemini", "base_url": url, "model": "gemini-test"} if backend == "gemini" else {
-        "type": "openai", "base_url": url + "/v1", "model": "test-vlm"}
-    data = {"backend": b, "backoff_initial_s": 0.01, "backoff_max_s": 0.02, "max_attempts": 3, "timeout_s": 2.0, "max_concurrency": 1}
-    data.update(over)
-    return JudgeFilterConfig(**data)
+    llm = {"provider": "gemini", "base_url": url, "model": "gemini-test"} if backend == "gemini" else {
+        "provider": "openai", "base_url": url + "/v1", "model": "test-vlm"}
+    llm["retry"] = {"initial_wait_s": 0.01, "max_wait_s": 0.02, "max_attempts": 3, "timeout_s": 2.0}
+    llm["concurrency"] = 1
+    for k in RETRY_KEYS:
+        if k in over:
+            llm["retry"][k] = over.pop(k)
+    for k in LLM_KEYS:
+        if k in over:
+            llm[k] = over.pop(k)
+    return JudgeFilterConfig(llm=llm, **over)
 
 
 def run_stage(cfg, n=1, run_url=None):
@@ -56,7 +67,7 @@ def test_pass_and_fail_verdicts_are_parsed_recorded_and_applied(backend, scripte
     out = run_stage(config(backend, srv.url), n=2)
     ok, bad = out["meta"][0]["filters"]["judge"], out["meta"][1]["filters"]["judge"]
     assert out["reject"][0] is None and ok["passed"] is True and ok["scores"] == [{"name": "quality", "value": 8.0}]
-    assert ok["backend"] == backend and ok["attempts"] == 1 and ok["usage"]["input_tokens"] > 0
+    assert ok["provider"] == backend and ok["attempts"] == 1 and ok["usage"]["input_tokens"] > 0
     r = out["reject"][1]
     assert (r["stage"], r["rule"], r["value"]) == ("judge", "anomalies", ["anomalies"])
     assert "six fingers" in r["reason"] and bad["passed"] is False
@@ -80,7 +91,8 @@ def test_rate_limit_and_server_errors_are_retried_then_succeed_and_are_counted(b
     assert out["reject"][0] is None and rec["attempts"] == 3 and len(srv.requests) == 3
     assert rec["usage"] == {"requests": 3, "input_tokens": 1000, "output_tokens": 50, "cost_usd": pytest.approx(0.0025)}
     total = summarize_usage(LocalStorage(tmp_path / "run"), "judge")
-    assert (total["samples"], total["requests"], total["retries"], total["failures"]) == (1, 3, 2, 0)
+    assert (total["calls"], total["requests"], total["retries"], total["failed_calls"]) == (1, 3, 2, 0)
+    assert total["failed_requests"] == 2 and total["interrupted"] == 0
     assert total["cost_usd"] == pytest.approx(0.0025)
 
 
@@ -141,16 +153,14 @@ def test_failure_policy_accept_and_raise(scripted_server):
 
 def test_concurrency_limit_holds(scripted_server):
     srv = scripted_server([(200, openai_reply(PASS), 0.15)])
-    out = run_stage(config("openai", srv.url, max_concurrency=3), n=9)
+    out = run_stage(config("openai", srv.url, concurrency=3), n=9)
     assert out["reject"] == [None] * 9 and len(srv.requests) == 9
     assert 1 < srv.max_active <= 3
 
 
 def test_structured_outputs_mode_sends_vllm_extra_body(scripted_server):
     srv = scripted_server([(200, openai_reply(PASS), 0)])
-    cfg = config("openai", srv.url)
-    cfg = cfg.model_copy(update={"backend": cfg.backend.model_copy(update={"structured_output": "structured_outputs"})})
-    run_stage(cfg)
+    run_stage(config("openai", srv.url, structured_output="structured_outputs"))
     body = json.loads(srv.requests[0]["body"])
     assert body["structured_outputs"]["json"]["required"] == ["passed"] and "response_format" not in body
 
@@ -176,7 +186,7 @@ def test_api_key_never_reaches_outputs_logs_or_pickles(scripted_server, tmp_path
 
 def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY")
-    with pytest.raises(RuntimeError, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
+    with pytest.raises(MissingAPIKey, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
         run_stage(config("gemini", "http://127.0.0.1:9"))
 
 
@@ -187,7 +197,7 @@ def test_privacy_filter_asks_the_mllm_privacy_question_after_face_detection(scri
     verdict = '{"passed": false, "reasons": ["a readable license plate"], "categories": ["privacy"]}'
     srv = scripted_server([(200, openai_reply(verdict), 0)])
     cfg = PrivacyFilterConfig(
-        judge={"backend": {"type": "openai", "base_url": srv.url + "/v1", "model": "test-vlm"}, "max_concurrency": 1},
+        judge={"llm": {"provider": "openai", "base_url": srv.url + "/v1", "model": "test-vlm", "concurrency": 1}},
     )
     b = new_batch([0, 1])
     b["hq"] = [photo("astronaut", None), photo("rocket", 128)]

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from pairforge.prompts.config import LLMConfig
+from pairforge.llm import LLMConfig, Request, RetryableLLMError, make_client
+from pairforge.llm.replies import parse_json_reply as parse_reply
 from pairforge.prompts.instructions import ScenePromptBatch
-from pairforge.prompts.llm import RetryableLLMError, call_with_retry, make_client, parse_reply
+
+
+def call_with_retry(client, system, user, schema, seed=None):
+    return client.call(Request(user, system, schema=schema, seed=seed)).unwrap()
 
 
 def test_parse_reply_accepts_wrapped_json_and_rejects_wrong_shapes():
@@ -19,7 +23,7 @@ def test_parse_reply_accepts_wrapped_json_and_rejects_wrong_shapes():
 def test_timeout_is_retried(fake_llm, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-timeout-key")
     fake_llm.delays = [2.0]
-    cfg = LLMConfig(backend="openai", model="m", base_url=fake_llm.url + "/v1",
+    cfg = LLMConfig(provider="openai", model="m", base_url=fake_llm.url + "/v1",
                     retry={"max_attempts": 3, "initial_wait_s": 0.01, "timeout_s": 0.5})
     reply = call_with_retry(make_client(cfg), "s", "Write 2 different scenes on the theme: z.\n", ScenePromptBatch)
     assert len(reply.prompts) == 2 and len(fake_llm.requests) == 2
@@ -43,7 +47,7 @@ def tiny_causal_lm(tmp_path_factory):
 
 
 def test_local_transformers_backend_runs_and_validates(tiny_causal_lm):
-    cfg = LLMConfig(backend="transformers", model=tiny_causal_lm, device="cpu", dtype="float32",
+    cfg = LLMConfig(provider="transformers", model=tiny_causal_lm, device="cpu", dtype="float32",
                     max_output_tokens=16, retry={"max_attempts": 2, "initial_wait_s": 0.0})
     client = make_client(cfg)
     # a random model cannot write valid JSON: the reply is generated, decoded, validated and refused
@@ -51,12 +55,14 @@ def test_local_transformers_backend_runs_and_validates(tiny_causal_lm):
         call_with_retry(client, "write scenes", "Write 2 different scenes on the theme: z.\n", ScenePromptBatch,
                         seed=3)
     assert client._model is not None  # loaded once, from the local directory
+    assert client.describe()["provider"] == "transformers"
 
 
 def test_local_backend_missing_model_is_permanent(tmp_path):
-    from pairforge.prompts.llm import PermanentLLMError
+    from pairforge.llm import PermanentLLMError
 
-    cfg = LLMConfig(backend="transformers", model="acme/not-pulled", cache_dir=str(tmp_path),
+    cfg = LLMConfig(provider="transformers", model="acme/not-pulled", cache_dir=str(tmp_path),
                     retry={"max_attempts": 3, "initial_wait_s": 0.0})
-    with pytest.raises(PermanentLLMError, match="models pull"):
+    with pytest.raises(PermanentLLMError, match="models pull") as ei:
         call_with_retry(make_client(cfg), "s", "u", ScenePromptBatch)
+    assert ei.value.kind == "model_load"

@@ -7,18 +7,24 @@ import logging
 import pytest
 
 from pairforge.io.storage import LocalStorage
+from pairforge.llm import PermanentLLMError, Request, RetryableLLMError, make_client
+from pairforge.llm.secrets import MissingAPIKey
 from pairforge.prompts.bank import build_bank, load_or_build_bank
 from pairforge.prompts.config import LLMPromptsConfig
 from pairforge.prompts.instructions import ScenePromptBatch
-from pairforge.prompts.llm import PermanentLLMError, RetryableLLMError, call_with_retry, make_client
 from pairforge.prompts.writer import PromptGenerationError
+
+
+def call_with_retry(client, system, user, schema, seed=None):
+    return client.call(Request(user, system, schema=schema, seed=seed)).unwrap()
+
 
 GKEY = "AIzaSyFAKE-gemini-key-0123456789abcdef"
 OKEY = "sk-fake-openai-key-0123456789abcdefXYZ"
 
 
 def llm_cfg(fake, backend: str, **kw) -> LLMPromptsConfig:
-    llm = {"backend": backend, "model": "gemini-2.5-flash" if backend == "gemini" else "qwen3-32b",
+    llm = {"provider": backend, "model": "gemini-2.5-flash" if backend == "gemini" else "qwen3-32b",
            "base_url": fake.url if backend == "gemini" else fake.url + "/v1",
            "retry": {"max_attempts": 3, "initial_wait_s": 0.01, "max_wait_s": 0.05, "timeout_s": 10},
            "concurrency": 2}
@@ -147,15 +153,15 @@ def test_missing_key_names_the_variable(monkeypatch, fake_llm):
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     cfg = llm_cfg(fake_llm, "gemini")
-    with pytest.raises(RuntimeError, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
-        make_client(cfg.llm)
+    with pytest.raises(MissingAPIKey, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
+        call_with_retry(make_client(cfg.llm), "s", "u", ScenePromptBatch)
 
 
 def test_llm_privacy_check_drops_flagged_prompts(fake_llm, keys, tmp_path):
     from pairforge.prompts.config import PrivacyConfig
     from pairforge.prompts.privacy import PrivacyScreen
 
-    pc = PrivacyConfig(llm_check={"backend": "openai", "model": "m", "base_url": fake_llm.url + "/v1",
+    pc = PrivacyConfig(llm_check={"provider": "openai", "model": "m", "base_url": fake_llm.url + "/v1",
                                   "retry": {"max_attempts": 2, "initial_wait_s": 0.01}})
     screen = PrivacyScreen(pc, LocalStorage(tmp_path))
     prompts = ["a senator shaking hands at a rally", "a red barn in snow", "contact me at joe@example.com"]

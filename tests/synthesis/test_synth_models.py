@@ -56,8 +56,8 @@ def test_pull_plan_lists_every_model_a_config_needs(tmp_path):
     cfg = parse_config({
         "source": {"kind": "synthesis", "model": {"family": "sdxl", "id": "stabilityai/stable-diffusion-xl-base-1.0",
                                                   "variant": "fp16", "revision": "main"},
-                   "prompts": {"kind": "llm", "llm": {"backend": "transformers", "model": "Qwen/Qwen3-8B"},
-                               "privacy": {"llm_check": {"backend": "gemini", "model": "gemini-2.5-flash"}}}},
+                   "prompts": {"kind": "llm", "llm": {"provider": "transformers", "model": "Qwen/Qwen3-8B"},
+                               "privacy": {"llm_check": {"provider": "gemini", "model": "gemini-2.5-flash"}}}},
         "filters": [{"kind": "iqa", "metrics": [{"name": "musiq"}, {"name": "clipiqa+_vitL14_512"}]}],
     })
     reqs = [(r.what, r.id) for r in required_models(cfg)]

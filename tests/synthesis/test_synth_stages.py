@@ -116,7 +116,7 @@ def test_config_errors_are_explicit(tiny_flux_dir):
     with pytest.raises(ConfigError, match="true_cfg_scale"):
         parse_config({"source": bad})
     bad = source(tiny_flux_dir)
-    bad["prompts"] = {"kind": "llm", "llm": {"backend": "openai", "model": "m", "api_key": "sk-123"}}
+    bad["prompts"] = {"kind": "llm", "llm": {"provider": "openai", "model": "m", "api_key": "sk-123"}}
     with pytest.raises(ConfigError, match="api_key"):
         parse_config({"source": bad})
 

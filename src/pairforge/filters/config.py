@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from pairforge.configbase import Resources, StrictModel
+from pairforge.llm.config import LLMConfig, migrate_judge_dict, migrate_llm_dict
 from pairforge.registry import FILTERS
 
 _NAME = Field(
@@ -123,56 +124,17 @@ class IQAFilterConfig(StrictModel):
 JudgeCheck = Literal["anomalies", "common_sense", "unsafe", "privacy"]
 
 
-class GeminiBackendConfig(StrictModel):
-    """Google Gemini through google-genai; the key comes from the environment only."""
-
-    type: Literal["gemini"] = "gemini"
-    model: str = "gemini-2.5-flash"
-    base_url: str | None = Field(None, description="API endpoint override (a proxy, a regional endpoint)")
-    api_key_env: str | None = Field(
-        None, description="environment variable holding the key (default: GOOGLE_API_KEY, then GEMINI_API_KEY)"
-    )
-    temperature: float = Field(0.0, ge=0)
-
-
-class OpenAIBackendConfig(StrictModel):
-    """Any OpenAI-compatible chat server (vLLM, SGLang, ...); every reply is validated against the schema."""
-
-    type: Literal["openai"] = "openai"
-    model: str
-    base_url: str = Field(..., description="e.g. http://vllm-host:8000/v1")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", description="environment variable holding the key (unset = no key, as vLLM accepts)"
-    )
-    structured_output: Literal["response_format", "structured_outputs", "none"] = Field(
-        "response_format",
-        description="how to ask for schema-constrained output: OpenAI response_format json_schema, vLLM's "
-        "extra_body structured_outputs, or none (replies are validated either way)",
-    )
-    max_tokens: int = Field(512, ge=16)
-    temperature: float = Field(0.0, ge=0)
-
-
-class LocalVLMBackendConfig(StrictModel):
-    """A local transformers VLM (Qwen2.5-VL class) loaded with AutoModelForImageTextToText."""
-
-    type: Literal["local"] = "local"
-    model: str = Field(..., description="a local directory or a hub id already in the local cache")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    max_new_tokens: int = Field(256, ge=8)
-    generate_batch_size: int = Field(4, ge=1)
-    local_files_only: bool = Field(True, description="never download at run time (pull weights beforehand)")
-
-
-JudgeBackendConfig = Annotated[
-    GeminiBackendConfig | OpenAIBackendConfig | LocalVLMBackendConfig, Field(discriminator="type")
-]
+#: what a judge's ``llm:`` defaults to where the config says nothing (deterministic, short answers)
+JUDGE_LLM_DEFAULTS: dict[str, Any] = {"temperature": 0.0, "max_output_tokens": 512}
+JUDGE_RETRY_DEFAULTS: dict[str, Any] = {"max_attempts": 5, "initial_wait_s": 1.0, "max_wait_s": 30.0, "timeout_s": 60.0}
 
 
 class JudgeSettings(StrictModel):
-    """How to ask an MLLM about one image and what to do when asking fails."""
+    """How to ask an MLLM about one image and what to do when asking fails. ``llm`` is the same LLM
+    vocabulary as the prompts' (provider, model, retry, concurrency, prices); older configs' ``backend:
+    {type: ...}`` and top-level retry keys are migrated with a warning naming the new spelling."""
 
-    backend: JudgeBackendConfig
+    llm: LLMConfig = Field(..., description="the MLLM: provider gemini | openai | transformers (a local VLM)")
     checks: list[JudgeCheck] = Field(
         default_factory=lambda: ["anomalies", "common_sense", "unsafe", "privacy"],
         min_length=1,
@@ -183,16 +145,33 @@ class JudgeSettings(StrictModel):
         "reject",
         description="a sample whose judgement failed: reject (rule judge_error), accept (recorded as unjudged), or stop the run",
     )
-    max_attempts: int = Field(5, ge=1, description="tries per image (429, 5xx, timeouts, malformed replies)")
-    retry_malformed: bool = Field(True, description="retry replies that do not match the schema")
-    backoff_initial_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    timeout_s: float = Field(60.0, gt=0, description="per-request timeout")
-    max_concurrency: int = Field(4, ge=1, description="requests in flight per worker (remote backends)")
     max_side: int = Field(1024, ge=32, description="downscale the image's long side to this before sending")
     image_format: Literal["png", "jpeg"] = "png"
-    price_per_million_input_tokens: float = Field(0.0, ge=0, description="for the cost estimate (USD)")
-    price_per_million_output_tokens: float = Field(0.0, ge=0, description="for the cost estimate (USD)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_and_default(cls, data: Any) -> Any:
+        data = migrate_judge_dict(data, "judge")
+        if isinstance(data, dict) and isinstance(data.get("llm"), dict):
+            llm = migrate_llm_dict(dict(data["llm"]), "judge.llm")
+            if llm.get("provider") == "gemini":
+                llm.setdefault("model", "gemini-2.5-flash")
+            for k, v in JUDGE_LLM_DEFAULTS.items():
+                llm.setdefault(k, v)
+            retry = llm.get("retry")
+            if retry is None or isinstance(retry, dict):
+                llm["retry"] = {**JUDGE_RETRY_DEFAULTS, **(retry or {})}
+            data = {**data, "llm": llm}
+        return data
+
+    def wants_gpu(self, run_device: str | None) -> bool:
+        """A local model that will run on a GPU: explicitly (``llm.device: cuda``), or by ``auto`` on a
+        run whose device is not the CPU."""
+        if self.llm.provider != "transformers":
+            return False
+        if self.llm.device != "auto":
+            return self.llm.device.startswith("cuda")
+        return run_device != "cpu"
 
 
 @FILTERS.register(stage="pairforge.stages.filters:JudgeStage")

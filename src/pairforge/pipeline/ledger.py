@@ -148,11 +148,28 @@ def _short(v, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def current_form(config: dict) -> dict:
+    """A stored config re-read through today's config model, so a resume compares like with like: keys
+    spelled the old way (e.g. ``backend:`` of an LLM, now ``provider:``) are migrated and options added
+    since take their defaults. A stored config that no longer validates is compared as stored."""
+    import warnings
+
+    from pairforge.config import PipelineConfig, config_to_dict
+    from pairforge.llm.config import ConfigDeprecationWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigDeprecationWarning)
+            return config_to_dict(PipelineConfig.model_validate(config))
+    except ValueError:
+        return config
+
+
 def start_run(storage: Storage, config: dict, plan_info: dict) -> dict:
     """Write run.json for a new run, or check that a resume uses a compatible config."""
     if storage.exists(RUN_JSON):
         old = json.loads(storage.read_bytes(RUN_JSON))
-        changes = _diff(comparable(old["config"]), comparable(config))
+        changes = _diff(comparable(current_form(old["config"])), comparable(config))
         if changes:
             raise ResumeConflict(
                 f"{storage.uri(RUN_JSON)} was made with a different config, so resuming would mix samples:\n  "

@@ -39,7 +39,7 @@ class RunSummary:
     accepted_this_run: int
     inputs_this_run: int
     removed: list[str] = field(default_factory=list)
-    #: post-run reports: whole-run dedup (``dedup/<name>``), MLLM judge usage (``judge/<name>``)
+    #: post-run reports: whole-run dedup (``dedup/<name>``), LLM usage (``usage/<component>``)
     reports: dict[str, dict] = field(default_factory=dict)
     #: the run report and dataset card written at the end (``report.html``, ``README.md``), if any
     report: str | None = None
@@ -211,8 +211,9 @@ def write_report(config: PipelineConfig, storage: Storage) -> tuple[str | None, 
 
 def post_run_reports(config: PipelineConfig, plan: Plan, storage: Storage) -> dict[str, dict]:
     """After the last shard: exact whole-run dedup (workers only see their own shard, so duplicates
-    across shards are found here and listed in ``dedup/duplicates.json``), and judge usage totals."""
-    from pairforge.filters.config import DedupFilterConfig, JudgeFilterConfig
+    across shards are found here and listed in ``dedup/duplicates.json``), and LLM usage totals (every request the run's
+    processes sent, from the usage logs, resumed runs included)."""
+    from pairforge.filters.config import DedupFilterConfig
 
     reports: dict[str, dict] = {}
     stage_of = {id(s.config): s for s in plan.stages}
@@ -223,8 +224,8 @@ def post_run_reports(config: PipelineConfig, plan: Plan, storage: Storage) -> di
 
             rep = build_run_index(storage.url, kind=f.hash, max_distance=f.max_distance, flip=f.flip_invariant)
             reports[f"dedup/{st.name}"] = {"samples": rep["samples"], "kept": rep["kept"], "cross_shard_duplicates": len(rep["duplicates"])}
-        elif isinstance(f, JudgeFilterConfig):
-            from pairforge.filters.judge.usage import summarize_usage
+    from pairforge.llm.usage import summarize_usage, usage_components
 
-            reports[f"judge/{st.name}"] = summarize_usage(storage, st.name)
+    for component in usage_components(storage):  # prompts, prompts-privacy, each judge stage
+        reports[f"usage/{component}"] = summarize_usage(storage, component)
     return reports

@@ -15,12 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from pairforge.io.storage import Storage
-from pairforge.prompts.config import EmptyPromptsConfig, FilePromptsConfig, LLMPromptsConfig, \
-    TemplatePromptsConfig
+from pairforge.prompts.config import (
+    EmptyPromptsConfig,
+    FilePromptsConfig,
+    LLMPromptsConfig,
+    TemplatePromptsConfig,
+)
 
 log = logging.getLogger("pairforge.prompts.bank")
 
@@ -37,8 +41,17 @@ class PromptBankMismatch(RuntimeError):
     pass
 
 
+#: an LLM section's fields that decide which prompts come out, under their first names (``backend`` is
+#: now ``provider``): banks built before the rename keep their fingerprint, and new options that do not
+#: change prompts (prices, batch sizes) stay out of it
+_LLM_SEMANTIC = ("model", "base_url", "api_key_env", "temperature", "max_output_tokens", "structured_output",
+                 "revision", "dtype")
+
+
 def _strip(d):
     if isinstance(d, dict):
+        if "provider" in d and "model" in d:  # an LLMConfig
+            return {"backend": d["provider"], **{k: d.get(k) for k in _LLM_SEMANTIC}}
         return {k: _strip(v) for k, v in d.items() if k not in _NON_SEMANTIC}
     if isinstance(d, list):
         return [_strip(v) for v in d]
@@ -174,6 +187,9 @@ def build_bank(config, count: int, seed: int, storage: Storage | None = None, wr
         close = getattr(stream, "close", None)
         if close:
             close()
+        for part in (writer, screen):  # LLM clients: connections, threads, usage logs
+            if hasattr(part, "close"):
+                part.close()
     info = {
         "kind": config.kind,
         "requested": count,
@@ -187,6 +203,9 @@ def build_bank(config, count: int, seed: int, storage: Storage | None = None, wr
         info["llm_errors"] = writer.errors
         info["llm_requests_made"] = writer.requests_made
         info["llm_cache_hits"] = writer.cache.hits
+        info["llm_usage"] = writer.usage.to_dict()
+    if getattr(screen, "usage", None) is not None and screen.usage.requests:
+        info["privacy_llm_usage"] = screen.usage.to_dict()
     if len(prompts) < count:
         log.warning("prompt bank has %d of the %d prompts requested (source exhausted)", len(prompts), count)
     if not prompts:

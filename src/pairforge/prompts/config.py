@@ -8,65 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from pairforge.configbase import StrictModel
-
-#: default environment variables that hold API keys, per backend (first one set wins)
-DEFAULT_KEY_ENVS = {
-    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
-    "openai": ("OPENAI_API_KEY",),
-}
-
-
-class RetryConfig(StrictModel):
-    """Exponential backoff (with jitter) on rate limits (429), server errors (5xx), timeouts and replies
-    that fail schema validation. Other client errors (401, 403, 400) are permanent and not retried."""
-
-    max_attempts: int = Field(6, ge=1, le=50, description="attempts per request, the first included")
-    initial_wait_s: float = Field(2.0, ge=0, description="first backoff; doubles each retry")
-    max_wait_s: float = Field(60.0, ge=0, description="cap on one backoff")
-    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
-
-
-class LLMConfig(StrictModel):
-    """An LLM endpoint. API keys are read from the environment only and never written anywhere."""
-
-    backend: Literal["gemini", "openai", "transformers"] = Field(
-        ..., description="gemini (google-genai), openai (any OpenAI-compatible server, e.g. vLLM), "
-        "transformers (a local model)"
-    )
-    model: str = Field(..., min_length=1, description="model name (API) or hub id / local path (transformers)")
-    base_url: str | None = Field(None, description="API base url (OpenAI-compatible servers, proxies, tests)")
-    api_key_env: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="NAME of the environment variable holding the key (default: GOOGLE_API_KEY/GEMINI_API_KEY "
-        "for gemini, OPENAI_API_KEY for openai); the key itself never goes in a config",
-    )
-    temperature: float = Field(1.0, ge=0, le=2)
-    max_output_tokens: int = Field(4096, ge=16)
-    concurrency: int = Field(4, ge=1, le=256, description="requests in flight at once")
-    retry: RetryConfig = RetryConfig()
-    structured_output: Literal["response_format", "structured_outputs"] = Field(
-        "response_format",
-        description="openai backend: response_format json_schema (OpenAI, vLLM) or vLLM's "
-        "extra_body structured_outputs; every reply is validated against the schema either way",
-    )
-    # transformers backend only
-    revision: str | None = None
-    device: str = Field("auto", description="transformers backend: cpu, cuda, cuda:1, auto")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    cache_dir: str | None = Field(None, description="transformers backend: HF cache prepared by `models pull`")
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _not_a_key(cls, v: str | None) -> str | None:
-        # a long random-looking value is almost certainly a pasted key, not a variable name
-        if v is not None and len(v) > 64:
-            raise ValueError("api_key_env must be the NAME of an environment variable, not a key")
-        return v
-
+from pairforge.llm.config import LLMConfig
 
 class PrivacyConfig(StrictModel):
     """Screen prompts for identities and personal/sensitive content (rules, plus an optional LLM check)."""

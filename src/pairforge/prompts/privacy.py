@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pairforge.io.storage import Storage
+from pairforge.llm import CallUsage, Request, UsageLog, make_client
+from pairforge.llm.secrets import redact
 from pairforge.prompts.cache import JsonCache, request_key
 from pairforge.prompts.config import PrivacyConfig
-from pairforge.prompts.instructions import PRIVACY_SYSTEM, PrivacyVerdicts, privacy_request
-from pairforge.prompts.secrets import redact
+from pairforge.prompts.instructions import (
+    PRIVACY_SYSTEM,
+    PrivacyVerdicts,
+    privacy_request,
+)
 
 log = logging.getLogger("pairforge.prompts.privacy")
+
+#: the run directory's usage log of the LLM privacy check (``usage/prompts-privacy/``)
+USAGE_COMPONENT = "prompts-privacy"
 
 _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("email", re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")),
@@ -77,7 +86,15 @@ class PrivacyScreen:
                 alt = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
                 self._terms.append((group, re.compile(rf"(?<!\w)(?:{alt})(?!\w)", re.I)))
         self._cache = JsonCache(storage, "prompts/cache/privacy")
+        self._storage = storage
         self._client = None
+        self._lock = threading.Lock()
+        self.usage = CallUsage()  # requests, tokens and cost of the LLM check in this process
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def check_rules(self, prompt: str) -> PrivacyVerdict:
         for rule, pat in _PATTERNS:
@@ -102,28 +119,29 @@ class PrivacyScreen:
         return verdicts
 
     def _llm_check(self, prompts: list[str]) -> list[PrivacyVerdict]:
-        from pairforge.prompts.llm import LLMError, call_with_retry, make_client
-
         cfg = self.config.llm_check
         assert cfg is not None
         size = self.config.llm_batch_size
         chunks = [prompts[i:i + size] for i in range(0, len(prompts), size)]
 
         def run(chunk: list[str]) -> list[PrivacyVerdict]:
-            key = request_key({"kind": "privacy", "backend": cfg.backend, "model": cfg.model,
+            key = request_key({"kind": "privacy", "backend": cfg.provider, "model": cfg.model,
                                "system": PRIVACY_SYSTEM, "prompts": chunk})
             cached = self._cache.get(key)
             if cached is None:
-                if self._client is None:
-                    self._client = make_client(cfg)
-                try:
-                    reply = call_with_retry(self._client, PRIVACY_SYSTEM, privacy_request(chunk), PrivacyVerdicts,
-                                            seed=0, what="privacy check")
-                except LLMError as e:
-                    msg = redact(str(e))
+                with self._lock:
+                    if self._client is None:
+                        usage = UsageLog(self._storage, USAGE_COMPONENT) if self._storage is not None else None
+                        self._client = make_client(cfg, usage=usage)
+                out = self._client.call(Request(privacy_request(chunk), PRIVACY_SYSTEM, schema=PrivacyVerdicts,
+                                                seed=0), what="privacy check")
+                with self._lock:
+                    self.usage.add(out.usage)
+                if out.error is not None:
+                    msg = redact(out.error)
                     log.warning("privacy check failed for %d prompts (dropping them): %s", len(chunk), msg)
                     return [PrivacyVerdict(False, "llm_check_failed", msg) for _ in chunk]
-                cached = reply.model_dump()
+                cached = out.value.model_dump()
                 self._cache.put(key, cached)
             by_id = {r["id"]: r for r in cached["results"]}
             out = []

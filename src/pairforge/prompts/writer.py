@@ -5,23 +5,28 @@ cached in the run directory under a hash of the request, so a resumed run, or ``
 twice, never pays for the same request again. Requests run ``concurrency`` at a time; results are
 consumed in request order, so the prompt stream does not depend on which reply came back first.
 A request that fails for good is recorded (redacted) and skipped; too many such failures stop the run.
+Every request sent (retries included) is logged in the run directory's ``usage/prompts/`` billing log.
 """
 from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 from pairforge.io.storage import Storage
+from pairforge.llm import CallUsage, LLMClient, Request, UsageLog, make_client
+from pairforge.llm.secrets import redact
 from pairforge.prompts.cache import JsonCache, request_key
 from pairforge.prompts.config import LLMPromptsConfig
 from pairforge.prompts.instructions import SCENE_SYSTEM, ScenePromptBatch, scene_request
-from pairforge.prompts.llm import LLMClient, LLMError, call_with_retry, make_client
-from pairforge.prompts.secrets import redact
 from pairforge.seeding import sample_rng, sample_seed
 
 log = logging.getLogger("pairforge.prompts.writer")
+
+#: the run directory's usage log of prompt writing (``usage/prompts/``)
+USAGE_COMPONENT = "prompts"
 
 
 class PromptGenerationError(RuntimeError):
@@ -34,16 +39,24 @@ class LLMWriter:
         self.config = config
         self.seed = seed
         self.cache = JsonCache(storage, "prompts/cache/llm")
+        self.storage = storage
         self._client = client
+        self.usage = CallUsage()  # this build's requests, tokens and cost (cache hits cost nothing)
         self.errors: list[dict] = []
         self.requests_made = 0
         self.system = SCENE_SYSTEM
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> LLMClient:
         if self._client is None:
-            self._client = make_client(self.config.llm)
+            self._client = make_client(self.config.llm, usage=UsageLog(self.storage, USAGE_COMPONENT)
+                                       if self.storage is not None else None)
         return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
     def request(self, k: int) -> tuple[str, str, int]:
         """Theme, user message and sampling seed of request ``k``."""
@@ -55,7 +68,8 @@ class LLMWriter:
 
     def _key(self, user: str, seed: int) -> str:
         llm = self.config.llm
-        return request_key({"backend": llm.backend, "model": llm.model, "revision": llm.revision,
+        # "backend" (not "provider"): the key of cache entries written before the rename stays the same
+        return request_key({"backend": llm.provider, "model": llm.model, "revision": llm.revision,
                             "temperature": llm.temperature, "system": self.system, "user": user, "seed": seed,
                             "schema": ScenePromptBatch.model_json_schema()})
 
@@ -67,15 +81,19 @@ class LLMWriter:
         cached = self.cache.get(key)
         if cached is not None:
             return {"request": k, "theme": theme, "prompts": cached["prompts"], "cached": True}
-        try:
-            reply = call_with_retry(self.client, self.system, user, ScenePromptBatch, seed=seed,
-                                    what=f"prompt request {k}")
-        except LLMError as e:
-            return {"request": k, "theme": theme, "error": redact(str(e)), "status": e.status}
+        out = self.client.call(Request(user, self.system, schema=ScenePromptBatch, seed=seed),
+                               what=f"prompt request {k}")
+        with self._lock:
+            self.usage.add(out.usage)
+        if out.error is not None:
+            return {"request": k, "theme": theme, "error": redact(out.error), "status": out.error.status,
+                    "kind": out.error.kind}
+        reply = out.value
         prompts = [" ".join(p.split()) for p in reply.prompts if p and p.strip()]
         self.cache.put(key, {"request": k, "theme": theme, "prompts": prompts,
-                             "model": self.config.llm.model, "backend": self.config.llm.backend})
-        self.requests_made += 1
+                             "model": self.config.llm.model, "backend": self.config.llm.provider})
+        with self._lock:
+            self.requests_made += 1
         return {"request": k, "theme": theme, "prompts": prompts, "cached": False}
 
     def candidates(self, need: int) -> Iterator[tuple[str, dict]]:

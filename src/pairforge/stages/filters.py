@@ -8,10 +8,11 @@ directory too, which is what workers and resumes read).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
-from pairforge.batch import Batch, Rejection, live_rows, reject
+from pairforge.batch import Batch, Rejection, StageResources, live_rows, reject
 from pairforge.filters.classifier import QualityClassifier
 from pairforge.filters.config import (
     ClassifierFilterConfig,
@@ -29,7 +30,6 @@ from pairforge.filters.iqa import (
     calibrate,
     check_thresholds,
     passes,
-    resolve_device,
 )
 from pairforge.filters.phash import HashIndex, image_hashes
 from pairforge.filters.sanity import check_image
@@ -164,10 +164,10 @@ class IQAStage(FilterStage):
         return batch
 
 
-def apply_judgements(stage: str, settings: JudgeSettings, batch: Batch, rows: list[int], judgements, backend, section: dict | None = None) -> None:
+def apply_judgements(stage: str, settings: JudgeSettings, batch: Batch, rows: list[int], judgements, judge, section: dict | None = None) -> None:
     """Record each judgement and apply the verdict or the failure policy to its row."""
     for row, j in zip(rows, judgements):
-        rec = j.record(backend.name, backend.model)
+        rec = j.record(judge.provider, judge.model)
         if section is None:
             _filters_meta(batch, row)[stage] = rec
         else:
@@ -191,6 +191,24 @@ def apply_judgements(stage: str, settings: JudgeSettings, batch: Batch, rows: li
             rec["unjudged"] = True  # accepted by policy, and says so
 
 
+def judge_resources(stage: Stage, settings: JudgeSettings | None) -> StageResources:
+    """The stage's resources, with one GPU per worker by default for a local judge that will run on a
+    GPU (``resources.num_gpus`` not set in the config). A CPU run (``run.device: cpu``, or ``auto`` on a
+    machine without CUDA, or ``llm.device: cpu``) keeps 0, so CPU-only configs plan on CPU-only clusters."""
+    res = Stage.resources.fget(stage)
+    given = "num_gpus" in stage.config.resources.model_fields_set
+    if settings is not None and not given and settings.wants_gpu(stage.context.device):
+        res = dataclasses.replace(res, num_gpus=1.0)
+    return res
+
+
+def _judge_device(settings: JudgeSettings, run_device: str | None) -> str | None:
+    """``llm.device``, else the run's device; ``auto`` is resolved in the worker that loads the model."""
+    if settings.llm.device != "auto":
+        return settings.llm.device
+    return run_device if run_device not in (None, "auto") else None
+
+
 class JudgeStage(FilterStage):
     """GenIR-style MLLM inspection (see :mod:`pairforge.filters.judge`)."""
 
@@ -201,24 +219,33 @@ class JudgeStage(FilterStage):
         super().__init__(config, context)
         self.judge = None
 
-    def setup(self) -> None:
-        from pairforge.filters.judge import Judge, make_backend
+    @property
+    def resources(self) -> StageResources:
+        return judge_resources(self, self.config)
 
-        self.judge = Judge(self.config, make_backend(self.config, resolve_device(self.context.device)))
+    def setup(self) -> None:
+        from pairforge.filters.judge import make_judge
+
+        self.judge = make_judge(self.config, _judge_device(self.config, self.context.device),
+                                self.context.run_storage(), component=self.name)
         self.judge.setup()
 
-    def process(self, batch: Batch) -> Batch:
-        from pairforge.filters.judge.usage import Usage, write_batch_usage
+    def teardown(self) -> None:
+        """Close the client (connections, threads, local weights) and its usage log."""
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
+        self._ready = False
 
+    def process(self, batch: Batch) -> Batch:
         rows = live_rows(batch)
         if not rows:
             return batch
-        js = self.judge.judge_images([batch["hq"][r] for r in rows])
-        apply_judgements(self.name, self.config, batch, rows, js, self.judge.backend)
-        total = Usage()
-        for j in js:
-            total.add(j.usage)
-        write_batch_usage(self.context.run_storage(), self.name, [batch["index"][r] for r in rows], total)
+        try:
+            js = self.judge.judge_images([batch["hq"][r] for r in rows])
+        finally:
+            self.judge.flush()
+        apply_judgements(self.name, self.config, batch, rows, js, self.judge)
         return batch
 
 
@@ -233,16 +260,27 @@ class PrivacyStage(FilterStage):
         self.detector = None
         self.judge = None
 
+    @property
+    def resources(self) -> StageResources:
+        return judge_resources(self, self.config.judge)
+
     def setup(self) -> None:
         from pairforge.filters.faces import FaceDetector
 
         c = self.config
         self.detector = FaceDetector(c.cascade, c.detect_max_side, c.min_face, c.scale_factor, c.min_neighbors)
         if c.judge is not None:
-            from pairforge.filters.judge import Judge, make_backend
+            from pairforge.filters.judge import make_judge
 
-            self.judge = Judge(c.judge, make_backend(c.judge, resolve_device(self.context.device)))
+            self.judge = make_judge(c.judge, _judge_device(c.judge, self.context.device),
+                                    self.context.run_storage(), component=self.name)
             self.judge.setup()
+
+    def teardown(self) -> None:
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
+        self._ready = False
 
     def process(self, batch: Batch) -> Batch:
         from pairforge.filters.faces import blur_faces
@@ -261,16 +299,13 @@ class PrivacyStage(FilterStage):
                 batch["hq"][row] = blur_faces(img, boxes, c.margin, c.blur)
                 rec["blurred"] = c.blur
         if self.judge is not None:
-            from pairforge.filters.judge.usage import Usage, write_batch_usage
-
             rows = live_rows(batch)
             if rows:
-                js = self.judge.judge_images([batch["hq"][r] for r in rows])
-                apply_judgements(self.name, c.judge, batch, rows, js, self.judge.backend, section={"key": "judge"})
-                total = Usage()
-                for j in js:
-                    total.add(j.usage)
-                write_batch_usage(self.context.run_storage(), self.name, [batch["index"][r] for r in rows], total)
+                try:
+                    js = self.judge.judge_images([batch["hq"][r] for r in rows])
+                finally:
+                    self.judge.flush()
+                apply_judgements(self.name, c.judge, batch, rows, js, self.judge, section={"key": "judge"})
         return batch
 
 

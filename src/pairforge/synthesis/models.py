@@ -86,7 +86,7 @@ def _pipeline_requirements(cfg: Any, used_by: str) -> list[ModelRequirement]:
 
 
 def _llm_requirements(llm: Any, used_by: str) -> list[ModelRequirement]:
-    if llm is not None and llm.backend == "transformers" and not is_local(llm.model):
+    if llm is not None and llm.provider == "transformers" and not is_local(llm.model):
         return [ModelRequirement("transformers", llm.model, llm.revision, None, used_by)]
     return []
 
@@ -107,12 +107,9 @@ def required_models(config: Any) -> list[ModelRequirement]:
             for m in f.metrics:
                 reqs.append(ModelRequirement("pyiqa", m.name, used_by=f"filters[{i}]",
                                              extra={"options": dict(m.options)}))
-        # MLLM judges (filters.judge, filters.privacy.judge) with a local transformers backend
-        for judge in (f, getattr(f, "judge", None)):
-            backend = getattr(judge, "backend", None)
-            if getattr(backend, "type", None) == "local" and not is_local(backend.model):
-                reqs.append(ModelRequirement("transformers", backend.model, getattr(backend, "revision", None),
-                                             used_by=f"filters[{i}]"))
+        # MLLM judges (filters.judge, filters.privacy.judge) with a local transformers model
+        for judge, where in ((f, f"filters[{i}].llm"), (getattr(f, "judge", None), f"filters[{i}].judge.llm")):
+            reqs += _llm_requirements(getattr(judge, "llm", None), where)
         # any other section may declare hub models it needs
         hub = getattr(f, "hub_models", None)
         if callable(hub):

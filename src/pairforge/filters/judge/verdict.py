@@ -6,11 +6,11 @@ validated against :class:`Verdict`; a reply that does not validate is *malformed
 """
 from __future__ import annotations
 
-import json
-import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
+
+from pairforge.llm.replies import parse_json_reply
 
 Category = Literal["anomalies", "common_sense", "unsafe", "privacy", "other"]
 
@@ -39,10 +39,6 @@ class Verdict(BaseModel):
     scores: list[Score] = Field(default_factory=list, description="optional named scores, e.g. quality 0-10")
 
 
-class VerdictError(ValueError):
-    """The reply was not a valid verdict (not JSON, wrong fields or types, empty)."""
-
-
 def build_instructions(checks: list[str], custom: str | None = None) -> str:
     """The text sent with every image."""
     if custom:
@@ -63,36 +59,7 @@ def build_instructions(checks: list[str], custom: str | None = None) -> str:
     )
 
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
-
-
 def parse_verdict(text: str | None) -> Verdict:
-    """Parse and validate a reply; tolerates a code fence or prose around one JSON object."""
-    if text is None or not str(text).strip():
-        raise VerdictError("empty reply")
-    s = _FENCE.sub("", str(text).strip())
-    candidates = [s]
-    a, b = s.find("{"), s.rfind("}")
-    if a != -1 and b > a and (a, b) != (0, len(s) - 1):
-        candidates.append(s[a : b + 1])
-    last: Exception | None = None
-    for c in candidates:
-        try:
-            data = json.loads(c)
-        except ValueError as e:
-            last = e
-            continue
-        if not isinstance(data, dict):
-            last = VerdictError(f"expected a JSON object, got {type(data).__name__}")
-            continue
-        try:
-            return Verdict.model_validate(data)
-        except ValidationError as e:
-            last = e
-    snippet = s[:120].replace("\n", " ")
-    raise VerdictError(f"malformed reply ({type(last).__name__}: {str(last).splitlines()[0][:160]}): {snippet!r}")
-
-
-def json_schema() -> dict:
-    """The verdict's JSON schema, as sent to OpenAI-compatible servers for constrained decoding."""
-    return Verdict.model_json_schema()
+    """Parse and validate a reply (code fences and prose around one JSON object are tolerated);
+    raises :class:`~pairforge.llm.errors.MalformedReply`."""
+    return parse_json_reply(text, Verdict)
