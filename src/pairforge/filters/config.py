@@ -6,7 +6,7 @@ to the kind; give two filters of one kind different names.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 

@@ -344,7 +344,7 @@ def _collect_chain_params(data: RunData, deg: dict) -> None:
 
 
 def _collect_post_run(data: RunData, storage: Storage) -> None:
-    """Judge usage and whole-run dedup (written after the last shard by the runner's post-pass), and the
+    """Judge usage (the usage log, usage/<stage>/) and whole-run dedup (the runner's post-pass), and the
     thresholds of non-IQA filters from the config."""
     for f in data.config.get("filters") or []:
         if not isinstance(f, dict):
@@ -356,7 +356,7 @@ def _collect_post_run(data: RunData, storage: Storage) -> None:
                 ms.threshold = float(f[opt])
                 ms.rule = opt
         if kind == "judge":
-            from pairforge.filters.judge.usage import summarize_usage
+            from pairforge.llm.usage import summarize_usage
 
             try:
                 data.judge_cost[name] = summarize_usage(storage, name)
