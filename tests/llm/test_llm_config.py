@@ -111,3 +111,17 @@ def test_redactor_scrubs_keys_found_in_the_environment(monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-env-key-123456")
     assert redact("server said: bad key AIza-env-key-123456") == "server said: bad key ***"
     assert redact("token sk-given-0000", ["sk-given-0000"]) == "token ***"
+
+
+def test_models_pull_lists_local_judges_and_llms():
+    from pairforge.synthesis.models import required_models
+
+    cfg = parse_config({"filters": [
+        {"kind": "judge", "llm": {"provider": "transformers", "model": "Qwen/Qwen2.5-VL-3B-Instruct",
+                                  "revision": "abc123", "cache_dir": "/cache"}},
+        {"kind": "privacy", "judge": {"llm": {"provider": "transformers", "model": "acme/vlm"}}},
+        {"kind": "judge", "name": "remote", "llm": {"provider": "gemini"}},
+    ]})
+    reqs = [(r.what, r.id, r.revision, r.used_by) for r in required_models(cfg)]
+    assert reqs == [("transformers", "Qwen/Qwen2.5-VL-3B-Instruct", "abc123", "filters[0].llm"),
+                    ("transformers", "acme/vlm", None, "filters[1].judge.llm")]
