@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,8 +70,13 @@ def load_listing(storage) -> list[str] | None:
 
 def _list_file_entries(p: Path) -> list[str]:
     """A list file: one path per line (``\\n`` only, so U+2028 stays inside a name; bytes that are not
-    UTF-8 are kept as surrogate escapes), ``#`` comments; relative paths are relative to the file."""
+    UTF-8 are kept as surrogate escapes), ``#`` comments; relative paths are relative to the file.
+
+    Linear in the entries: one ``lstat`` per entry, each folder resolved once (a list of a million
+    entries is listed in seconds, not the minute that a full ``realpath`` per entry takes)."""
     out = []
+    base = str(p.parent)
+    real_dirs: dict[str, str] = {}
     for raw in p.read_bytes().split(b"\n"):
         line = os.fsdecode(raw.rstrip(b"\r")).strip()
         if not line or line.startswith("#"):
@@ -78,17 +84,29 @@ def _list_file_entries(p: Path) -> list[str]:
         if line.startswith("s3://"):
             out.append(line)
         else:
-            q = Path(line).expanduser()
-            out.append(_listed_path(str(q if q.is_absolute() else p.parent / q)))
+            q = os.path.expanduser(line)
+            out.append(_listed_path(q if os.path.isabs(q) else os.path.join(base, q), real_dirs))
     return out
 
 
-def _listed_path(path: str) -> str:
+def _listed_path(path: str, real_dirs: dict[str, str] | None = None) -> str:
     """The absolute path to list: symlinks resolved when they lead somewhere, else the link itself
-    (so the rejection of a dangling link or a loop names what the user has)."""
-    if os.path.islink(path) and not os.path.exists(path):
-        return os.path.abspath(path)
-    return os.path.realpath(path)
+    (so the rejection of a dangling link or a loop names what the user has). ``real_dirs`` caches the
+    resolved folders: a path whose last part is not a link resolves to its resolved folder + its name."""
+    path = os.path.abspath(path)
+    try:
+        is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        is_link = False
+    if is_link:
+        return os.path.realpath(path) if os.path.exists(path) else path
+    head, name = os.path.split(path)
+    if real_dirs is None:
+        return os.path.join(os.path.realpath(head), name)
+    d = real_dirs.get(head)
+    if d is None:
+        d = real_dirs[head] = os.path.realpath(head)
+    return os.path.join(d, name)
 
 
 def _walk_folder(top: str, recursive: bool, want, stats: dict) -> list[str]:

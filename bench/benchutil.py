@@ -1,0 +1,146 @@
+"""Shared by the product-path benchmarks: run a command as a separate process and measure it.
+
+`measure(cmd)` gives the wall clock, the CPU time of the whole process tree (user + system, from the
+kernel's accounting of waited-for children, so threads and worker processes count) and the peak and
+mean RSS summed over the process tree, sampled every `interval` s with psutil. CPU time is the figure
+to trust on a busy machine; wall clock is what a user waits on a quiet one. No torch import here.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float = 0.0
+    mean_rss_mb: float = 0.0
+    peak_processes: int = 0
+    rss_series_mb: list[float] = field(default_factory=list)
+
+    def to_dict(self, series: bool = False) -> dict:
+        d = asdict(self)
+        if not series:
+            d.pop("rss_series_mb")
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _tree_rss(proc) -> tuple[float, int]:
+    """Summed RSS (MB) of a psutil process and all its descendants, and how many there are."""
+    import psutil
+
+    total, n = 0, 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+            n += 1
+        except psutil.Error:
+            pass
+    return total / 2**20, n
+
+
+def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5, cwd: Path = ROOT,
+            stdout=subprocess.DEVNULL) -> Measured:
+    """Run ``cmd`` to completion (raise with its stderr tail if it fails) and measure it."""
+    import psutil
+
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    series: list[float] = []
+    peak_n = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_n
+        try:
+            proc = psutil.Process(p.pid)
+        except psutil.Error:
+            return
+        while not stop.is_set():
+            rss, n = _tree_rss(proc)
+            if n:
+                series.append(rss)
+                peak_n = max(peak_n, n)
+            stop.wait(interval)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, err = p.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    cpu = _children_cpu() - cpu0
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{(err or '')[-3000:]}")
+    return Measured(wall, cpu, max(series, default=0.0), sum(series) / len(series) if series else 0.0, peak_n,
+                    [round(x, 1) for x in series])
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    """Where and when: CPU model, cores, memory, Python, library versions, load, git revision, date."""
+    from importlib import metadata
+
+    cpu = platform.processor()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem_gb = None
+    try:
+        mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    versions = {}
+    for name in ("torch", "opencv-python-headless", "numpy", "ray", "pillow"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "versions": versions,
+        "loadavg_start": os.getloadavg(),
+        "git": git_rev(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "argv": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def busy(info: dict) -> bool:
+    """True when the machine was not quiet (load average above its core count / 2 at start or end)."""
+    loads = [info.get("loadavg_start", (0,))[0], info.get("loadavg_end", (0,))[0]]
+    return max(loads) > max(1, (info.get("cores") or 1) / 2)
