@@ -180,3 +180,32 @@ def test_report_reads_unknown_metadata_shapes(tmp_path):
     assert "bsrgan" in html and "custom" in html and 'id="gallery"' in html
     assert collect(storage).lq_sizes == {"8x8": 4}  # every LQ variant counted
     assert render_card(storage).startswith("---\n")
+
+
+def test_judge_verdicts_cost_keep_top_and_prompt_bank(tmp_path):
+    """A judge's verdict counts and cost (its usage files), a keep_top percentile and the prompt bank's stats."""
+    from pairforge.filters.judge.usage import Usage, write_batch_usage
+
+    storage = LocalStorage(tmp_path)
+    config = {"run": {"name": "judged"}, "filters": [{"kind": "iqa", "name": "iqa"}, {"kind": "judge", "name": "judge"}],
+              "source": {"kind": "synthesis"}, "degrade": {"kind": "simple"}, "output": {}}
+    storage.write_bytes("run.json", json.dumps({"config": config, "plan": {"shards": 1}}).encode())
+    storage.write_bytes("prompts/bank.json", json.dumps({"kind": "template", "size": 40, "dropped": {"privacy": 2}}).encode())
+    write_batch_usage(storage, "judge", [0, 1, 2, 3], Usage(samples=4, requests=5, retries=1, cost_usd=0.0123))
+    batch = new_batch([0, 1, 2, 3])
+    batch["hq"] = [np.full((16, 16, 3), 90, np.uint8)] * 4
+    batch["lq"] = [np.full((4, 4, 3), 90, np.uint8)] * 4
+    judged = {"passed": True, "categories": [], "usage": {"requests": 1}}
+    for r in range(4):
+        batch["meta"][r] = {"source": {"kind": "synthesis", "prompt_source": "template", "prompt": f"prompt {r}"},
+                            "filters": {"iqa": {"musiq": {"score": 50.0 + r, "threshold": 51.5, "rule": "keep_top", "keep_top": 0.5,
+                                                          "lower_better": False}}, "judge": judged},
+                            "degradation": {"chain": "simple", "scale": 4}}
+    batch["reject"][3] = {"stage": "judge", "rule": "unsafe", "reason": "unsafe content", "value": ["unsafe"]}
+    DatasetWriter(storage).write_batch(0, 0, 4, batch)
+    data = collect(storage)
+    assert data.judge_verdicts["judge"] == {"passed": 3, "rejected: unsafe": 1}
+    assert data.judge_cost["judge"]["cost_usd"] == 0.0123 and data.judge_cost["judge"]["requests"] == 5
+    html = render_report(storage, data)
+    assert "keep top 50% → 51.5" in html or "keep top 50% \u2192 51.5" in html
+    assert "rejected: unsafe" in html and "0.0123" in html and "prompt 2" in html and "privacy" in html

@@ -96,7 +96,7 @@ def filters_section(data: RunData) -> list[dict]:
                 else:
                     label = f"{ms.rule or 'threshold'} {ms.threshold:.4g}"
             better = "" if ms.lower_better is None else (" (lower is better)" if ms.lower_better else " (higher is better)")
-            note = f"{ms.accepted.n} accepted, {ms.rejected.n} rejected by this rule"
+            note = (f"{label}; " if label else "") + f"{ms.accepted.n} accepted, {ms.rejected.n} rejected by this rule"
             if max(ms.accepted.n, ms.rejected.n) > len(ms.accepted.values) + len(ms.rejected.values):
                 note += "; histogram of a uniform sample"
             charts.append({"title": f"{stage}: {name}", "note": note,
