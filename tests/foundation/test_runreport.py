@@ -184,14 +184,17 @@ def test_report_reads_unknown_metadata_shapes(tmp_path):
 
 def test_judge_verdicts_cost_keep_top_and_prompt_bank(tmp_path):
     """A judge's verdict counts and cost (its usage files), a keep_top percentile and the prompt bank's stats."""
-    from pairforge.filters.judge.usage import Usage, write_batch_usage
+    from pairforge.llm.usage import UsageLog
 
     storage = LocalStorage(tmp_path)
     config = {"run": {"name": "judged"}, "filters": [{"kind": "iqa", "name": "iqa"}, {"kind": "judge", "name": "judge"}],
               "source": {"kind": "synthesis"}, "degrade": {"kind": "simple"}, "output": {}}
     storage.write_bytes("run.json", json.dumps({"config": config, "plan": {"shards": 1}}).encode())
     storage.write_bytes("prompts/bank.json", json.dumps({"kind": "template", "size": 40, "dropped": {"privacy": 2}}).encode())
-    write_batch_usage(storage, "judge", [0, 1, 2, 3], Usage(samples=4, requests=5, retries=1, cost_usd=0.0123))
+    log = UsageLog(storage, "judge")
+    for attempt, (ok, cost) in enumerate([(False, 0.0), (True, 0.0123)]):  # one call, retried once
+        log.end(log.begin(log.new_call() if attempt == 0 else "c", attempt, "test", "m"), ok, cost_usd=cost)
+    log.close()
     batch = new_batch([0, 1, 2, 3])
     batch["hq"] = [np.full((16, 16, 3), 90, np.uint8)] * 4
     batch["lq"] = [np.full((4, 4, 3), 90, np.uint8)] * 4
@@ -205,7 +208,7 @@ def test_judge_verdicts_cost_keep_top_and_prompt_bank(tmp_path):
     DatasetWriter(storage).write_batch(0, 0, 4, batch)
     data = collect(storage)
     assert data.judge_verdicts["judge"] == {"passed": 3, "rejected: unsafe": 1}
-    assert data.judge_cost["judge"]["cost_usd"] == 0.0123 and data.judge_cost["judge"]["requests"] == 5
+    assert data.judge_cost["judge"]["cost_usd"] == 0.0123 and data.judge_cost["judge"]["requests"] == 2
     html = render_report(storage, data)
     assert "keep top 50% → 51.5" in html or "keep top 50% \u2192 51.5" in html
     assert "rejected: unsafe" in html and "0.0123" in html and "prompt 2" in html and "privacy" in html
