@@ -30,7 +30,9 @@ def main() -> int:
     ap.add_argument("--json", default=str(ROOT / "bench/results/report.json"))
     args = ap.parse_args()
 
-    from report_data import write_synthetic_run  # the tests' synthetic run, through the real writer
+    from report_data import (
+        write_synthetic_run,  # the tests' synthetic run, through the real writer
+    )
 
     from pairforge.io.storage import LocalStorage
     from pairforge.runreport import write_card, write_report

@@ -32,7 +32,7 @@ CONFIG = {
     "output": {"samples_per_shard": 32, "license": "cc-by-4.0"},
 }
 #: anything a page could load from elsewhere: URLs with a scheme or protocol-relative, CSS imports/urls
-REMOTE = re.compile(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|@import|url\(\s*['\"]?(?!data:)", re.I)
+REMOTE = re.compile(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|@import|url\(\s*['\"]?(?!data:)", re.IGNORECASE)
 
 
 def remote_references(text: str) -> list[str]:

@@ -10,17 +10,22 @@ import re
 import numpy as np
 import pytest
 import yaml
+from report_data import remote_references, write_synthetic_run
 
 from pairforge.batch import Rejection, new_batch, reject
 from pairforge.io.dataset import DatasetWriter, read_record, record_name
 from pairforge.io.storage import LocalStorage
-from pairforge.io.thumbnails import RECORD_FIELD, THUMB_SIDE, make_thumbnail, select_thumbnails
+from pairforge.io.thumbnails import (
+    RECORD_FIELD,
+    THUMB_SIDE,
+    make_thumbnail,
+    select_thumbnails,
+)
 from pairforge.pipeline.shardwork import run_stage
 from pairforge.runreport import render_card, render_report, write_report_and_card
 from pairforge.runreport.card import size_category
 from pairforge.runreport.collect import STACKED, Reservoir, collect
 
-from report_data import remote_references, write_synthetic_run
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):

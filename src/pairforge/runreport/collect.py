@@ -13,6 +13,7 @@ report, and unknown shapes are counted as ``unknown`` rather than failing.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,7 @@ def _number(x) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     x = float(x)
-    return x if x == x and abs(x) != float("inf") else None
+    return x if math.isfinite(x) else None
 
 
 def _dig(d, path: tuple[str, ...]):

@@ -19,7 +19,15 @@ from PIL import Image
 from pairforge.io.dataset import HQ, DatasetReader, lq_members, sample_meta
 from pairforge.io.images import decode_png
 from pairforge.io.provenance import describe_degradation, variant_params
-from pairforge.runreport.collect import CHAIN_PARAMS, Reservoir, RunData, _dig, _number, degradation_type, jsonish
+from pairforge.runreport.collect import (
+    CHAIN_PARAMS,
+    Reservoir,
+    RunData,
+    _dig,
+    _number,
+    degradation_type,
+    jsonish,
+)
 
 #: long side of the gallery's images, in pixels
 SHOW = 224

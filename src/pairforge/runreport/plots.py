@@ -11,9 +11,9 @@ import io
 
 import matplotlib
 
-matplotlib.use("Agg")  # noqa: E402 (before pyplot)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
 
 ACCEPT = "#3b7dd8"
 REJECT = "#d9534f"
