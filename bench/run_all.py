@@ -18,6 +18,7 @@ BENCHES = [
     ["bench/bench_cli.py"],
     # quickstart on local Ray vs --executor local at 1,506 and 3,370 inputs (the larger one also records
     # the summed RSS of every process over the run); the 421-input demo size: `bench/bench_pipeline.py`
+    ["bench/bench_realworld.py"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=48", "--json", "bench/results/pipeline-large.json"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=32", "--json", "bench/results/pipeline-xl.json"],
     ["bench/bench_plan.py"],

@@ -151,3 +151,40 @@ def test_configured_models_are_declared_for_models_pull():
     cfg = RealWorldDegradeConfig(depth={"model": "Intel/dpt-large", "revision": "abc"},
                                  segments={"model": "facebook/sam-vit-base"})
     assert cfg.hub_models() == [("Intel/dpt-large", "abc"), ("facebook/sam-vit-base", None)]
+
+
+def test_ready_models_config_declares_both_networks_for_models_pull():
+    from pathlib import Path
+
+    from pairforge.config import load_config
+    from pairforge.synthesis.models import models_pull
+
+    path = Path(__file__).resolve().parents[3] / "configs" / "degradations" / "realworld-models.yaml"
+    cfg = load_config(path)
+    assert cfg.degrade.kind == "realworld" and cfg.degrade.resources.num_gpus == 1
+    recs = models_pull(cfg, "/nonexistent-cache", dry_run=True)
+    assert [(r["id"], r["status"]) for r in recs] == [
+        ("depth-anything/Depth-Anything-V2-Small-hf", "planned"), ("facebook/sam-vit-base", "planned")]
+
+
+def test_depth_runs_once_per_batch_on_the_samples_that_need_it(tiny_dpt, photos):
+    cfg = RealWorldDegradeConfig(weights={"haze": 1.0, "compression": 1.0}, stack={"probability": 0.0},
+                                 depth={"model": tiny_dpt, "device": "cpu", "batch_size": 8})
+    d = cfg.build()
+    calls = []
+    forward = d.depth_provider.batch
+
+    def counting(images):
+        calls.append(len(images))
+        return forward(images)
+
+    d.depth_provider.batch = counting
+    seeds = list(range(12))
+    res = d.degrade([photos[i % 3] for i in seeds], seeds, [{} for _ in seeds])
+    hazy = [r for r in res if "haze" in r.params["types"]]
+    assert hazy and len(calls) == 1 and calls[0] == len(hazy)  # one pass, only the samples with haze
+    for r in hazy:
+        assert r.params["depth_source"] == f"transformers:{tiny_dpt}" and r.params["scene"]["depth_form"] == "model"
+    # batching changes nothing: the same sample alone gives the same pixels
+    one = cfg.build().degrade([photos[0]], [0], [{}])[0]
+    assert np.array_equal(one.lq, res[0].lq)

@@ -55,9 +55,9 @@ class HazeConfig(TypeConfig):
     glow: FloatRange = Field((0.5, 1.5), description="strength of the glow around light sources")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"beta": (0.25, 0.5)},
-        "medium": {"beta": (0.5, 1.0)},
-        "heavy": {"beta": (1.0, 1.8)},
+        "light": {"beta": (0.12, 0.3)},
+        "medium": {"beta": (0.3, 0.7)},
+        "heavy": {"beta": (0.7, 1.4)},
     }
 
 
@@ -72,20 +72,23 @@ def smooth_field(shape: tuple[int, int], seed: int, scale: float) -> np.ndarray:
 
 
 def source_glow(lin: np.ndarray, strength: float) -> np.ndarray | None:
-    """Forward scattering around light sources: the light above 80% of full scale, spread by two wide
-    Gaussians (a narrow aureole and a wide halo), at quarter resolution; None when nothing is that
-    bright (no source, no glow)."""
+    """Forward scattering around light sources: the light above 85% of full scale, spread by two wide
+    Gaussians (a narrow aureole and a wide halo), at <= 128 px; None when nothing is that bright (no
+    source, no glow). Only compact sources glow at full strength: a bright sky or wall scatters too, but
+    its glow is its own haze, already in the airlight, so the gain falls with the bright area."""
     if strength <= 0:
         return None
     h, w = lin.shape[:2]
     f = min(1.0, 128.0 / min(h, w))
     small = cv2.resize(lin, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA) \
         if f < 1 else lin
-    excess = np.maximum(small - 0.8, 0.0)
+    excess = np.maximum(small - 0.85, 0.0)
     if float(excess.max()) <= 0.0:
         return None
+    frac = float((excess.max(axis=2) > 0).mean())
     s = min(small.shape[:2])
-    g = 2.5 * gaussian(excess, 0.02 * s) + 1.5 * gaussian(excess, 0.07 * s)
+    gain = min(1.0, 0.01 / max(frac, 1e-6))
+    g = gain * (2.0 * gaussian(excess, 0.02 * s) + 1.0 * gaussian(excess, 0.07 * s))
     if f < 1:
         g = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR)
     return (strength * g).astype(np.float32)

@@ -61,7 +61,7 @@ class LowLightConfig(TypeConfig):
     LEVELS: ClassVar[dict] = {
         "light": {"brightness": (0.22, 0.3), "shot": (2e-4, 8e-4), "bits": (11, 14)},
         "medium": {"brightness": (0.13, 0.2), "shot": (5e-4, 2e-3), "bits": (10, 12)},
-        "heavy": {"brightness": (0.07, 0.12), "shot": (1e-3, 4e-3), "bits": (10, 12)},
+        "heavy": {"brightness": (0.07, 0.12), "shot": (8e-4, 3e-3), "bits": (10, 12)},
     }
 
 

@@ -60,7 +60,7 @@ CFA = {
 
 @REALWORLD_TYPES.register("moire", type="pairforge.degradations.realworld.moire:Moire", rank=60)
 class MoireConfig(TypeConfig):
-    layers: IntRange = Field((1, 3), description="number of fused moire layers")
+    layers: IntRange = Field((1, 2), description="number of fused moire layers (the reference fused 1-3; a third adds cost, little look)")
     screen_probability: float = Field(0.6, ge=0.0, le=1.0, description="first layer is a screen capture")
     contrast: FloatRange | None = Field(None, description="screen: sub-pixel lattice contrast (0..1)")
     amplitude: FloatRange | None = Field(None, description="interference: pattern amplitude (0..1)")
@@ -96,6 +96,22 @@ def box_series(t: np.ndarray, duty: float, start: float, atten: list[float]) -> 
     return out
 
 
+def box_series3(t: np.ndarray, duty: float, atten: list[float]) -> np.ndarray:
+    """The R, G, B sub-pixel stripes at once (boxes starting at 0, 1/3, 2/3 of the period): one cosine
+    and one sine per harmonic, the channel shifts by the angle-sum identity."""
+    t = np.mod(t - duty / 2, 1.0).astype(np.float32)
+    out = np.full(t.shape + (3,), duty, dtype=np.float32)
+    for k, a in enumerate(atten, start=1):
+        coef = 2.0 * np.sin(np.pi * k * duty) / (np.pi * k) * a
+        if abs(coef) <= 1e-4:
+            continue
+        ck, sk = np.cos(np.float32(2 * np.pi * k) * t), np.sin(np.float32(2 * np.pi * k) * t)
+        for ch in range(3):
+            b = 2 * np.pi * k * ch / 3.0  # cos(x - b) = cos x cos b + sin x sin b
+            out[..., ch] += np.float32(coef * np.cos(b)) * ck + np.float32(coef * np.sin(b)) * sk
+    return out
+
+
 def camera_mtf(freq: float, blur_sigma: float, aperture: float) -> float:
     """Lens (Gaussian) times pixel aperture (box of width ``aperture`` px) at ``freq`` cycles/px."""
     return float(np.exp(-2 * (np.pi * blur_sigma * freq) ** 2) * np.sinc(aperture * freq))
@@ -117,13 +133,10 @@ def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.n
     du, dv = p["fill"] / 3.0, p["matrix_fill"]
     rows = box_series(v, dv, 0.0, atten)
     c = p["contrast"]
-    lattice = []
-    for ch in range(3):
-        stripe = box_series(u, du, ch / 3.0, atten)
-        lattice.append((1.0 - c) + c * stripe * rows / (du * dv))
-    lattice = np.stack(lattice, axis=-1).astype(np.float32)
+    stripes = box_series3(u, du, atten)
+    lattice = np.float32(1.0 - c) + stripes * (np.float32(c / (du * dv)) * rows)[..., None]
     layout = CFA[p["cfa"]]
-    chan = np.empty((h, w), dtype=np.int64)
+    chan = np.empty((h, w), dtype=np.intp)
     chan[0::2, 0::2], chan[0::2, 1::2] = layout[0]
     chan[1::2, 0::2], chan[1::2, 1::2] = layout[1]
     sensed = np.take_along_axis(lin * lattice, chan[..., None], axis=2)[..., 0]
@@ -139,24 +152,24 @@ def screen_capture(image: np.ndarray, p: dict, rng: np.random.Generator) -> np.n
 
 
 def interference_pattern(h: int, w: int, p: dict) -> np.ndarray:
-    """Per-channel pattern in [0, 1] (mean ~0.5): product of two nearly equal warped gratings, low-passed."""
+    """Per-channel pattern in [0, 1] (mean ~0.5): product of two nearly equal warped gratings, low-passed.
+
+    The phases are reduced modulo one cycle in float64 before the cosines run in float32; the three
+    channels' phase shifts come from one cosine and one sine (cos(a + b) = cos a cos b - sin a sin b)."""
     s = float(min(h, w))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    X, Y = (xx - (w - 1) / 2) / s, (yy - (h - 1) / 2) / s
-    r2 = X * X + Y * Y
-    xw = (X * (1 + p["curvature"] * r2)) * s
-    yw = (Y * (1 + p["curvature"] * r2)) * s
+    y = (np.arange(h, dtype=np.float64) - (h - 1) / 2) / s
+    x = (np.arange(w, dtype=np.float64) - (w - 1) / 2) / s
+    X, Y = x[None, :], y[:, None]
+    warp = (1 + p["curvature"] * (X * X + Y * Y)) * s
     a1, a2 = np.deg2rad(p["angle"]), np.deg2rad(p["angle"] + p["angle_delta"])
-    t1 = xw * np.cos(a1) + yw * np.sin(a1)
-    t2 = xw * np.cos(a2) + yw * np.sin(a2)
     f1, f2 = p["freq"], p["freq"] * (1 + p["freq_delta"])
-    g2 = np.cos(2 * np.pi * f2 * t2)
-    chans = []
-    for ch in range(3):
-        g1 = np.cos(2 * np.pi * f1 * t1 + 2 * np.pi * p["chroma_shift"] * ch)
-        chans.append(gaussian((g1 * g2).astype(np.float32), p["blur_sigma"]))
-    prod = np.stack(chans, axis=-1)
-    return np.clip(0.5 + prod, 0.0, 1.0).astype(np.float32)
+    ph1 = np.mod(f1 * warp * (X * np.cos(a1) + Y * np.sin(a1)), 1.0).astype(np.float32) * np.float32(2 * np.pi)
+    ph2 = np.mod(f2 * warp * (X * np.cos(a2) + Y * np.sin(a2)), 1.0).astype(np.float32) * np.float32(2 * np.pi)
+    g2 = np.cos(ph2)
+    c1, s1 = np.cos(ph1) * g2, np.sin(ph1) * g2
+    shifts = 2 * np.pi * p["chroma_shift"] * np.arange(3)
+    prod = np.stack([c1 * np.float32(np.cos(b)) - s1 * np.float32(np.sin(b)) for b in shifts], axis=-1)
+    return np.clip(0.5 + gaussian(prod, p["blur_sigma"]), 0.0, 1.0).astype(np.float32)
 
 
 def fuse(img: np.ndarray, pat: np.ndarray, amplitude: float, weight: float) -> np.ndarray:

@@ -87,10 +87,10 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator) -> np.nda
         lin = srgb_to_linear(x)
         photons = comp["photons"]
         lam = np.clip(lin, 0, None) * np.float32(photons)
-        # Poisson counts; above 30 photo-electrons the Gaussian with the same variance is exact to the
-        # eye and ~5x cheaper, so only the dark pixels are drawn from the Poisson law itself
+        # Poisson counts; above 12 photo-electrons the Gaussian with the same variance is exact to the
+        # eye and ~4x cheaper, so only the darkest pixels are drawn from the Poisson law itself
         shot = rng.standard_normal(size=lin.shape, dtype=np.float32) * np.sqrt(lam)
-        dark = lam < 30.0
+        dark = lam < 12.0
         if dark.any():
             shot[dark] = rng.poisson(lam[dark]) - lam[dark]
         n = shot / np.float32(photons) + rng.standard_normal(size=lin.shape, dtype=np.float32) * np.float32(comp["read"])
