@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BENCHES = [
     ["bench/bench_cli.py"],
+    ["bench/bench_realworld.py"],  # the nine real-world types through the CLI, per type; scene-model cost
     # quickstart on local Ray vs --executor local at 1,506 and 3,370 inputs (the larger one also records
     # the summed RSS of every process over the run); the 421-input demo size: `bench/bench_pipeline.py`
-    ["bench/bench_realworld.py"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=48", "--json", "bench/results/pipeline-large.json"],
     ["bench/bench_pipeline.py", "--set", "source.crop.stride=32", "--json", "bench/results/pipeline-xl.json"],
     ["bench/bench_plan.py"],
