@@ -20,6 +20,11 @@ class Resources(StrictModel):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per worker (fractions share a GPU)")
     batch_size: int = Field(16, ge=1, description="samples per call inside a worker")
     concurrency: int | None = Field(None, ge=1, description="max workers; default sized from the cluster")
+    max_pixels: int | None = Field(
+        None, ge=1,
+        description="inputs with more pixels are rejected as <stage>/too_large before this stage runs, bounding "
+                    "its memory per image (default: the stage's own, e.g. the degrade stage's per kind)",
+    )
 
 
 def _ordered_range(v: tuple[float, float]) -> tuple[float, float]:

@@ -7,6 +7,7 @@ PNG/TIFF, truncated or corrupt files, non-images and decompression bombs. Every 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import cv2
@@ -24,36 +25,60 @@ class ImageRejected(Exception):
         self.value = value
 
 
-def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, dict]:
-    """Decode bytes to an RGB uint8 array; returns (array, info) where info records conversions."""
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_side: int | None = None) -> tuple[np.ndarray, dict]:
+    """Decode bytes to an RGB uint8 array; returns (array, info) where info records conversions.
+
+    Memory: about 8 bytes per decoded pixel at the peak (Pillow's buffer and the array), so
+    ``max_pixels`` bounds it: a larger image is rejected as ``too_large`` from its header, before any
+    pixel is decoded. ``max_side``: an image whose longer side exceeds it is downscaled to it (area
+    filter); a JPEG is first decoded at a reduced size (1/2, 1/4 or 1/8, Pillow's ``draft``), so it never
+    occupies its full size in memory, and ``max_pixels`` applies to that reduced size."""
     if not data:
         raise ImageRejected("undecodable", f"{name}: empty file")
+    steps: list[str] = []
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None  # we check the header size ourselves, below
+            # the limit is ours (max_pixels, checked below), passed per call: Pillow's process-wide one
+            # stays as it is; its warning is silenced here and its hard error becomes a too_large rejection
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
-            if w * h > max_pixels:
-                raise ImageRejected("too_large", f"{name}: {w}x{h} exceeds max_pixels={max_pixels}", w * h)
             info: dict = {"format": im.format, "mode": im.mode, "decoded_size": [h, w]}
+            if max_side and max(w, h) > max_side and im.format == "JPEG":
+                scale = max_side / max(w, h)
+                im.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))
+                if im.size != (w, h):
+                    steps.append(f"decoded at reduced size {w}x{h}->{im.size[0]}x{im.size[1]} (JPEG draft)")
+            dw, dh = im.size
+            if dw * dh > max_pixels:
+                hint = "" if max_side else " (source.max_side decodes large JPEGs at a reduced size)"
+                raise ImageRejected("too_large", f"{name}: {dw}x{dh} exceeds max_pixels={max_pixels}{hint}", dw * dh)
             raw = _rawmode(im)  # before getexif(): PNG's loads the pixels and drops the tile list
             orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
             im.load()
     except ImageRejected:
         raise
+    except Image.DecompressionBombError as e:
+        raise ImageRejected("too_large", f"{name}: {e}") from None
     except UnidentifiedImageError:
         raise ImageRejected("undecodable", f"{name}: not an image (unidentified format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageRejected("undecodable", f"{name}: corrupt or truncated image ({e})") from None
     if orientation and orientation != 1:
         im = ImageOps.exif_transpose(im)
         info["exif_orientation"] = int(orientation)
-    steps: list[str] = []
     if raw and raw.split(";")[0] == im.mode and raw != im.mode and ";16" in raw:
         # Pillow decodes 48/64-bit RGB(A) straight to 8 bits per channel (the high byte of each sample)
         steps.append(f"{raw}->{im.mode} (16-bit to 8-bit, high byte)")
     arr = _to_rgb8(im, name, steps)
+    del im
+    if max_side and max(arr.shape[:2]) > max_side:
+        ah, aw = arr.shape[:2]
+        scale = max_side / max(ah, aw)
+        nw, nh = max(1, round(aw * scale)), max(1, round(ah * scale))
+        arr = cv2.resize(arr, (nw, nh), interpolation=cv2.INTER_AREA)
+        steps.append(f"downscaled {aw}x{ah}->{nw}x{nh} (max_side={max_side})")
     if steps:
         info["converted"] = "; ".join(steps)
     info["size"] = [int(arr.shape[0]), int(arr.shape[1])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 
-from pairforge.batch import Batch, live_rows, new_batch
+from pairforge.batch import Batch, Rejection, live_rows, new_batch, reject
 from pairforge.io.dataset import DatasetWriter
 from pairforge.io.thumbnails import make_thumbnail
 from pairforge.stage import Stage
@@ -30,6 +30,7 @@ def run_stage(stage: Stage, batch: Batch, pool: Executor | None = None) -> Batch
     Only live rows are grouped, so a GPU stage sees full batches even after filters rejected some.
     With a thread ``pool`` and a stage that allows it (``concurrent_calls``) the calls run at the same
     time; they get exactly the rows they would get one after another, so the output is the same."""
+    reject_too_large(stage, batch)
     rows = live_rows(batch)
     size = max(1, stage.resources.batch_size)
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
@@ -46,6 +47,27 @@ def run_stage(stage: Stage, batch: Batch, pool: Executor | None = None) -> Batch
         put_rows(batch, chunk, part)
         keep_rejected_thumbnails(batch, chunk, seen)
     return batch
+
+
+def stage_max_pixels(stage: Stage) -> int | None:
+    """The most pixels one image may have when it reaches ``stage``: ``resources.max_pixels`` if set,
+    else the stage's own default (``default_max_pixels``, sized from its memory per pixel)."""
+    configured = getattr(getattr(stage.config, "resources", None), "max_pixels", None)
+    return configured or getattr(stage, "default_max_pixels", None)
+
+
+def reject_too_large(stage: Stage, batch: Batch) -> None:
+    """Reject live rows whose image exceeds the stage's pixel limit as ``<stage>/too_large`` (with the
+    limit and how to change it), so no single image can take a worker past its memory budget."""
+    limit = stage_max_pixels(stage)
+    if not limit or "hq" not in batch:
+        return
+    for r in live_rows(batch):
+        img = batch["hq"][r]
+        if img is not None and img.shape[0] * img.shape[1] > limit:
+            h, w = img.shape[:2]
+            reject(batch, r, Rejection(stage.name, "too_large", f"{w}x{h} ({w * h} pixels) exceeds the {stage.name} "
+                                       f"stage's max_pixels={limit} (set its resources.max_pixels, or crop)", w * h))
 
 
 def keep_rejected_thumbnails(batch: Batch, rows: list[int], judged: list) -> None:

@@ -68,6 +68,13 @@ class FilesSourceConfig(StrictModel):
         1, ge=1, description="random crops per file (crop.mode=random); tiles mode needs sizes and reads once"
     )
     max_pixels: int = Field(
-        178_956_970, ge=1, description="reject images with more pixels (decompression-bomb guard)"
+        178_956_970, ge=1,
+        description="reject images with more pixels as source/too_large, from the header, before decoding "
+                    "(decoding needs about 8 bytes per pixel: the default bounds it at about 1.4 GB)",
+    )
+    max_side: int | None = Field(
+        None, ge=8,
+        description="downscale images whose longer side exceeds this (area filter) before any crop; JPEGs "
+                    "are decoded at a reduced size first, so they never occupy their full size in memory",
     )
     resources: Resources = Resources(batch_size=8)

@@ -245,7 +245,7 @@ class FilesSource(ImageSource):
         if k > 1:
             meta["tile"] = index % k
         data = _read_input(path, shown)
-        img, info = decode_image(data, name=shown, max_pixels=self.config.max_pixels)
+        img, info = decode_image(data, name=shown, max_pixels=self.config.max_pixels, max_side=self.config.max_side)
         meta.update(info)
         img, box = crop_image(img, self.config.crop, rng, path)
         if box is not None:

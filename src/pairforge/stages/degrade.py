@@ -17,12 +17,29 @@ log = logging.getLogger(__name__)
 THREAD_SAFE_KINDS = ("chain", "simple", "realworld")
 
 
+#: default pixel limit per degradation kind: about 4 GB per worker at the peak memory measured per
+#: HQ pixel (simple ~20 B, chain ~60 B, realworld ~230 B; README "Memory"); resources.max_pixels overrides
+DEFAULT_MAX_PIXELS_BY_KIND = {"simple": 178_956_970, "chain": 64_000_000, "realworld": 16_000_000}
+
+
+def default_max_pixels(config) -> int | None:
+    """The degrade stage's default pixel limit for a config (a mix: its most memory-hungry component's)."""
+    if getattr(config, "kind", None) == "mix":
+        limits = [default_max_pixels(c.degrade) for c in config.components]
+        return min((x for x in limits if x), default=None)
+    return DEFAULT_MAX_PIXELS_BY_KIND.get(getattr(config, "kind", None))
+
+
 class DegradeStage(Stage):
     name = "degrade"
 
     def __init__(self, config, context: RunContext):
         super().__init__(config, context)
         self.degrader = None
+
+    @property
+    def default_max_pixels(self) -> int | None:
+        return default_max_pixels(self.config)
 
     @property
     def concurrent_calls(self) -> bool:  # type: ignore[override]
