@@ -194,3 +194,18 @@ def test_concurrency_limit_is_respected(fake_llm, keys):
     assert len(bank) == 20
     assert len(fake_llm.requests) >= 10
     assert 2 <= fake_llm.max_inflight <= 3
+
+
+def test_prompts_command_reports_requests_tokens_and_cost(fake_llm, keys, tmp_path):
+    from pairforge.llm.usage import summarize_usage
+    from pairforge.prompts.command import prompts_command
+
+    fake_llm.script.append(fake_llm.OPENAI_429)
+    cfg = llm_cfg(fake_llm, "openai", llm={"price_per_million_input_tokens": 1.0,
+                                           "price_per_million_output_tokens": 4.0})
+    info = prompts_command(cfg, 6, tmp_path / "p.txt")
+    u = info["llm_usage"]
+    assert u["requests"] == len(fake_llm.requests) and u["input_tokens"] == 10 * (u["requests"] - 1)
+    assert u["cost_usd"] == pytest.approx(u["input_tokens"] * 1e-6 + u["output_tokens"] * 4e-6)
+    logged = summarize_usage(LocalStorage(tmp_path / "p.txt.cache"), "prompts")
+    assert (logged["requests"], logged["retries"], logged["failed_requests"]) == (u["requests"], 1, 1)

@@ -138,10 +138,6 @@ class LLMClient(abc.ABC):
     def send_batch(self, requests: list[Request]) -> list[Reply]:
         return [self.send(r) for r in requests]
 
-    def describe(self) -> dict:
-        """Provenance for caches and metadata (never includes a key)."""
-        return {"provider": self.config.provider, "model": self.config.model, "base_url": self.config.base_url}
-
     def close(self) -> None:
         """Release connections, threads, models; idempotent."""
         if self._pool is not None:

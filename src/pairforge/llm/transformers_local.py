@@ -49,11 +49,6 @@ class TransformersClient(LLMClient):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def describe(self) -> dict:
-        d = super().describe()
-        d["revision"] = self.config.revision
-        return d
-
     def load(self, vision: bool) -> None:
         """Load weights now (stage setup); raises :class:`ModelLoadError` naming the model and the fix."""
         with self._lock:

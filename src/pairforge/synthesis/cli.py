@@ -72,4 +72,8 @@ def prompts_cli(
         err.print(f"[bold red]error:[/] {e}", highlight=False)
         raise typer.Exit(2)
     console.print(f"wrote {info['size']} prompts to {out}")
-    console.print(json.dumps({"dropped": info["dropped"], "llm_errors": len(info.get("llm_errors", []))}))
+    summary = {"dropped": info["dropped"], "llm_errors": len(info.get("llm_errors", []))}
+    for k in ("llm_usage", "privacy_llm_usage"):  # requests (retries included), tokens, cost of this call
+        if k in info:
+            summary[k] = info[k]
+    console.print(json.dumps(summary))
