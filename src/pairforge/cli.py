@@ -119,7 +119,7 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
 
 @app.command()
 def run(
-    config: str = typer.Argument(..., help="YAML run config (or a name under configs/, e.g. quickstart)"),
+    config: str = typer.Argument(..., help="YAML run config, or the name of a shipped config (e.g. quickstart; `pairforge configs` lists them)"),
     out: str = typer.Option(..., "--out", "-o", help="output directory: a local path or s3://bucket/prefix; an existing one is resumed"),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="make at most this many samples (inputs)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: config ray.address, else local Ray)"),
@@ -358,6 +358,26 @@ from pairforge.train.cli import restore_command, train_command  # noqa: E402
 
 app.command("train")(train_command)
 app.command("restore")(restore_command)
+
+
+@app.command("configs")
+def configs_command(
+    as_json: bool = typer.Option(False, "--json", help="name, kind, description and path of each, as JSON"),
+):
+    """The configs shipped with pairforge, usable by name (`pairforge run quickstart`), with one line each."""
+    from pairforge.named_configs import configs_root, list_named_configs
+
+    found = list_named_configs()
+    if as_json:
+        print(json.dumps([{"name": c.name, "kind": c.kind, "description": c.description, "path": str(c.path)} for c in found], indent=2))
+        return
+    t = Table(title=f"named configs ({configs_root()})")
+    t.add_column("name")
+    t.add_column("kind")
+    t.add_column("description")
+    for c in found:
+        t.add_row(c.name, c.kind, c.description)
+    console.print(t)
 
 
 @app.command()

@@ -103,12 +103,15 @@ def validate_model(model: type[BaseModel], data: Any, origin: str):
 
 
 def read_yaml_config(path: str | Path, overrides: list[str] | None = None, what: str = "config") -> tuple[dict, str]:
-    """Read a YAML config (a path, or a name under the repository's configs/) and apply overrides."""
+    """Read a YAML config (a path, or the name of a config shipped in the package, e.g. ``quickstart``:
+    see :mod:`pairforge.named_configs`) and apply overrides."""
     p = Path(path)
     if not p.exists():
-        builtin = Path(__file__).resolve().parents[2] / "configs" / f"{path}.yaml"
-        if not builtin.exists():
-            raise ConfigError(f"{what} file not found: {path}")
+        from pairforge.named_configs import named_config_path
+
+        builtin = named_config_path(str(path))
+        if builtin is None:
+            raise ConfigError(f"{what} file not found: {path} (and no shipped config of that name: `pairforge configs` lists them)")
         p = builtin
     if p.is_dir():
         raise ConfigError(f"{what} {p} is a folder, not a YAML file")

@@ -302,9 +302,15 @@ def load_preset(ref: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m pairforge.degradations.chain.presets OUT_DIR: write every preset as OUT_DIR/<name>.yaml."""
+    """python -m pairforge.degradations.chain.presets [OUT_DIR]: write every preset as OUT_DIR/<name>.yaml
+    (default: the package's configs/degradations)."""
     args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0] if args else "configs/degradations")
+    if args:
+        out = Path(args[0])
+    else:
+        from pairforge.named_configs import configs_root
+
+        out = configs_root() / "degradations"
     out.mkdir(parents=True, exist_ok=True)
     for name in preset_names():
         (out / f"{name}.yaml").write_text(preset_yaml(name))
