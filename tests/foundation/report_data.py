@@ -69,7 +69,7 @@ def _realworld(rng: np.random.Generator, i: int) -> dict:
 
 
 def write_synthetic_run(out: Path, n: int = 96, per_shard: int = 32, size: int = 64, seed: int = 0,
-                        thumbnails: int = 2) -> Path:
+                        thumbnails: int = 2, layout: str = "webdataset") -> Path:
     """A complete run directory of ``n`` inputs (about 1 in 8 rejected by piqe, 1 in 31 as a duplicate)."""
     cfg = parse_config({**CONFIG, "output": {**CONFIG["output"], "samples_per_shard": per_shard}})
     storage = LocalStorage(out)
@@ -77,7 +77,7 @@ def write_synthetic_run(out: Path, n: int = 96, per_shard: int = 32, size: int =
     resolved = config_to_dict(cfg)
     resolved["run"]["num_samples"] = n
     ledger.start_run(storage, resolved, {"num_samples": n, "samples_per_shard": per_shard, "shards": len(shards)})
-    writer = DatasetWriter(storage, rejected_thumbnails=thumbnails)
+    writer = DatasetWriter(storage, layout=layout, rejected_thumbnails=thumbnails)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     for spec in shards:

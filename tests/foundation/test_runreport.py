@@ -217,3 +217,13 @@ def test_judge_verdicts_cost_keep_top_and_prompt_bank(tmp_path):
     html = render_report(storage, data)
     assert "keep top 50% → 51.5" in html or "keep top 50% \u2192 51.5" in html
     assert "rejected: unsafe" in html and "0.0123" in html and "prompt 2" in html and "privacy" in html
+
+
+def test_folder_layout_report_and_card(tmp_path):
+    """A folder-layout run: the same report; the card has no configs entry (the hub cannot pair its files)."""
+    out = write_synthetic_run(tmp_path / "run", n=40, per_shard=20, layout="folder")
+    html = render_report(LocalStorage(out))
+    assert html.count('class="pair"') >= 8 and "folder" in html
+    card = render_card(LocalStorage(out))
+    fm = yaml.safe_load(card.split("---\n")[1])
+    assert "configs" not in fm and "folder layout" in card
