@@ -53,6 +53,8 @@ def test_stage_rejections_keep_the_judged_image_as_a_thumbnail():
 
     class RejectOdd:
         name = "odd"
+        config = None
+        concurrent_calls = False
 
         class resources:
             batch_size = 2
