@@ -22,7 +22,8 @@ class ConfigDeprecationWarning(FutureWarning):
 
 
 def deprecated(old: str, new: str) -> None:
-    warnings.warn(f"config: {old} is deprecated, write {new}", ConfigDeprecationWarning, stacklevel=3)
+    """Warn about an old spelling in one line that names the config, not pairforge's source."""
+    warnings.warn_explicit(f"{old} is deprecated, write {new}", ConfigDeprecationWarning, "<config>", 0)
 
 
 class RetryPolicy(StrictModel):
