@@ -86,7 +86,7 @@ PROMPTS_SCRIPT = textwrap.dedent("""
     from pairforge.prompts.bank import load_or_build_bank
     from pairforge.prompts.config import LLMPromptsConfig
     cfg = LLMPromptsConfig.model_validate({"kind": "llm", "per_request": 2, "dedup": {"near": False},
-        "llm": {"provider": "openai", "model": "m", "base_url": sys.argv[1], "concurrency": 2,
+        "llm": {"provider": "openai", "model": "m", "base_url": sys.argv[1], "concurrency": 1,
                 "price_per_million_input_tokens": 1.0,
                 "retry": {"max_attempts": 3, "initial_wait_s": 0.0, "retry_after_max_s": 0}}})
     bank = load_or_build_bank(cfg, 24, seed=0, storage=LocalStorage(sys.argv[2]))
@@ -116,7 +116,7 @@ def test_prompts_usage_after_sigkill_and_resume_equals_what_the_server_saw(tmp_p
         _wait(srv.held.is_set, proc, "the held request")
         _kill(proc)
         before = summarize_usage(LocalStorage(run), "prompts")
-        assert before["requests"] == srv.count and before["interrupted"] >= 1
+        assert before["requests"] == srv.count and before["interrupted"] == 1
         srv.release.set()
         r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr
@@ -124,9 +124,10 @@ def test_prompts_usage_after_sigkill_and_resume_equals_what_the_server_saw(tmp_p
         srv.close()
     u = summarize_usage(LocalStorage(run), "prompts")
     assert u["requests"] == srv.count > before["requests"]
-    # tokens are known for every reply that reached the process; a reply sent while the process died
-    # (at most one per concurrent request) is counted as a request whose tokens are unknown
-    assert 0 <= srv.ok_tokens[0] - u["input_tokens"] <= 40 * (u["interrupted"] - 1)
+    # one request at a time: the one in flight at the kill reached the server, was never answered, and
+    # is counted as an interrupted request (with more in flight, up to that many may be counted without
+    # having reached the server, or answered without the process seeing the tokens: see README)
+    assert u["interrupted"] == 1 and (u["input_tokens"], u["output_tokens"]) == tuple(srv.ok_tokens)
     assert u["cost_usd"] == pytest.approx(u["input_tokens"] / 1e6)
     info = json.loads((run / "prompts" / "bank.json").read_text())
     assert info["llm_usage"]["requests"] >= 1 and info["llm_usage"]["input_tokens"] > 0  # prompts report tokens
@@ -145,7 +146,7 @@ filters:
       provider: openai
       model: test-vlm
       base_url: URL
-      concurrency: 2
+      concurrency: 1
       price_per_million_input_tokens: 3.0
       retry: {max_attempts: 3, initial_wait_s: 0.0, retry_after_max_s: 0}
 degrade: {kind: simple, scale: 2}
@@ -177,9 +178,9 @@ def test_judge_usage_after_sigkill_and_resume_equals_what_the_server_saw(tmp_pat
     finally:
         srv.close()
     u = summarize_usage(LocalStorage(out), "judge")
-    assert u["requests"] == srv.count and 1 <= u["interrupted"] <= 2  # concurrency 2
+    assert u["requests"] == srv.count and u["interrupted"] == 1
     assert u["failed_requests"] == 2  # the 503 and the malformed (billed) reply
-    assert 0 <= srv.ok_tokens[0] - u["input_tokens"] <= 90 * (u["interrupted"] - 1)
+    assert (u["input_tokens"], u["output_tokens"]) == tuple(srv.ok_tokens)
     assert u["cost_usd"] == pytest.approx(u["input_tokens"] * 3.0 / 1e6)
     printed = r.stdout.replace("\n", " ")
     assert "usage/judge:" in printed and f"requests={srv.count}," in printed
