@@ -297,6 +297,7 @@ def degrade(
     seed: int = typer.Option(0, "--seed", min=0),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
     use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process"),
+    allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a smaller --limit delete committed shards outside it (default: refuse, naming them)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Degrade existing photos into HQ/LQ pairs, without Ray by default (the offline use case)."""
@@ -332,7 +333,7 @@ def degrade(
     from pairforge.sources.files import SourceListingError
 
     try:
-        execute_run(cfg, output, limit, "ray" if use_ray else "local", None, quiet)
+        execute_run(cfg, output, limit, "ray" if use_ray else "local", None, quiet, allow_shrink=allow_shrink)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 

@@ -164,3 +164,28 @@ def test_sigint_says_what_is_committed_and_how_to_resume(cfg, tmp_path):
     line = [ln for ln in stderr.splitlines() if ln.startswith("interrupted:")]
     assert len(line) == 1 and "shards are committed in" in line[0] and "rerun the same command to resume" in line[0], stderr
     assert not (out / "run.lock").exists()
+
+
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.slow)])
+def test_a_real_full_disk_is_one_line_and_leaves_no_temp_files(cfg, tmp_path, executor):
+    """A 256 KiB tmpfs fills after a few shards: the kernel's ENOSPC (raised on write, and again when the
+    temp file is closed) ends the run with one line, through Ray's worker wrapping too."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (the fault-injected test above runs everywhere)")
+    try:
+        out = small / "out"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        r = subprocess.run([sys.executable, "-m", "pairforge.cli", "run", str(cfg), "--out", str(out),
+                            "--executor", executor, "--set", "ray.num_cpus=2", "-q"],
+                           capture_output=True, text=True, env=env, timeout=600)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.returncode == 2 and len(errors) == 1, r.stderr
+        assert "No space left on device" in errors[0] and "rerun the same command" in errors[0], r.stderr
+        assert "Traceback" not in r.stderr
+        assert ledger.committed_records(LocalStorage(out))  # the shards that fitted are kept
+        assert not [p.name for p in (out / "shards").iterdir() if ".tmp-" in p.name]
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)

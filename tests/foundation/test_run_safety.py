@@ -149,3 +149,22 @@ def test_kill_9_while_a_shard_is_staged_leaves_nothing_behind_for_good(where, tm
         assert shard_files(tmp_path / "out") == ["shard-000000.json", "shard-000000.tar"]
     else:
         assert s.removed == []
+
+
+def test_degrade_command_refuses_to_shrink_and_offers_the_flag(tmp_path):
+    from typer.testing import CliRunner
+
+    from pairforge.cli import app
+    from tests.conftest import photo, png_bytes
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket"]):
+        (photos / f"{i}.png").write_bytes(png_bytes(photo(name, 64)))
+    out = tmp_path / "pairs"
+    base = ["degrade", str(photos), str(out), "--preset", "simple", "--samples-per-shard", "2", "-q"]
+    assert CliRunner().invoke(app, base).exit_code == 0
+    res = CliRunner().invoke(app, [*base, "--limit", "2"])
+    assert res.exit_code == 2 and "--allow-shrink" in res.output
+    assert CliRunner().invoke(app, [*base, "--limit", "2", "--allow-shrink"]).exit_code == 0
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-000000.json", "shard-000000.tar"]

@@ -64,7 +64,10 @@ class Storage(abc.ABC):
 
     def discard_staging(self, f: BinaryIO) -> None:
         """Close ``f`` without making it visible, removing its data."""
-        f.close()
+        try:
+            f.close()  # flushes: on a full disk this fails again
+        except OSError:
+            pass
 
     @abc.abstractmethod
     def exists(self, name: str) -> bool: ...
@@ -142,7 +145,10 @@ class LocalStorage(Storage):
         os.replace(f.name, self._path(name))
 
     def discard_staging(self, f: BinaryIO) -> None:
-        f.close()
+        try:
+            f.close()  # flushes: on a full disk this fails again, and the file must still go
+        except OSError:
+            pass
         try:
             os.unlink(f.name)
         except FileNotFoundError:
