@@ -28,6 +28,7 @@ def test_run_resume_info_preview_on_s3(s3_bucket, moto_s3, tmp_path):
     s3 = boto3.client("s3", endpoint_url=moto_s3)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"])
     assert "datasets/small/index.json" in keys and "datasets/small/shards/shard-000002.json" in keys
+    assert "datasets/small/report.html" in keys and "datasets/small/README.md" in keys  # report and card on S3 too
     # the secret never reaches the run's outputs
     for k in keys:
         assert b"testing-secret-value-xyz" not in s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()
@@ -42,6 +43,9 @@ def test_run_resume_info_preview_on_s3(s3_bucket, moto_s3, tmp_path):
     png = tmp_path / "p.png"
     pv = subprocess.run([sys.executable, "-m", "pairforge.cli", "preview", url, "--out", str(png)], capture_output=True, text=True, env=env)
     assert pv.returncode == 0 and png.exists()
+    page = tmp_path / "r.html"
+    rp = subprocess.run([sys.executable, "-m", "pairforge.cli", "report", url, "--out", str(page)], capture_output=True, text=True, env=env)
+    assert rp.returncode == 0 and page.read_text().startswith("<!DOCTYPE html>"), rp.stderr
     vf = subprocess.run([sys.executable, "-m", "pairforge.cli", "verify", url], capture_output=True, text=True, env=env)
     assert vf.returncode == 0 and vf.stdout.startswith("OK: 3 committed shards"), vf.stdout + vf.stderr
     # a shard overwritten on the server after its commit: verify names it, a --verify resume redoes it
