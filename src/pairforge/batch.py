@@ -16,14 +16,15 @@ Filters never drop rows: accounting stays exact because every index reaches the 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 Batch = dict[str, list]
 
-REQUIRED_COLUMNS = ("index", "key", "meta", "reject")
+#: the columns every batch has from the start (:func:`new_batch`); a stage creates the others it writes
+BASE_COLUMNS = ("index", "key", "meta", "reject")
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ def new_batch(indices: list[int]) -> Batch:
     }
 
 
-def batch_len(batch: Batch) -> int:
-    return len(batch["index"])
-
-
 def live_rows(batch: Batch) -> list[int]:
     """Row positions of samples not yet rejected."""
     return [i for i, r in enumerate(batch["reject"]) if r is None]
@@ -73,26 +70,6 @@ def reject(batch: Batch, row: int, rejection: Rejection) -> None:
         for col in ("hq", "lq"):
             if col in batch:
                 batch[col][row] = None
-
-
-def slice_batch(batch: Batch, start: int, stop: int) -> Batch:
-    return {k: v[start:stop] for k, v in batch.items()}
-
-
-def concat_batches(parts: list[Batch]) -> Batch:
-    if not parts:
-        return {c: [] for c in REQUIRED_COLUMNS}
-    cols: list[str] = []
-    for p in parts:
-        for c in p:
-            if c not in cols:
-                cols.append(c)
-    out: Batch = {}
-    for c in cols:
-        out[c] = []
-        for p in parts:
-            out[c].extend(p.get(c, [None] * batch_len(p)))
-    return out
 
 
 def jsonable(value: Any) -> Any:
@@ -118,4 +95,3 @@ class StageResources:
     num_gpus: float = 0.0
     batch_size: int = 16
     concurrency: int | None = None  # max workers; None = sized from the cluster
-    extra: dict = field(default_factory=dict)

@@ -11,7 +11,14 @@ from typing import Optional
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 app = typer.Typer(
@@ -38,13 +45,11 @@ def _load(config: str, overrides: list[str] | None):
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors a user fixes (missing weights, a worker that could not start): printed, no traceback."""
+    """Errors a user fixes (a missing model, a worker that could not start): printed, no traceback.
+    Missing weights and models are :class:`~pairforge.errors.ModelLoadError`, a UserError."""
     from pairforge.errors import UserError
-    from pairforge.filters.iqa import MissingWeightsError
-    from pairforge.pipeline.executors import WorkerSetupError
-    from pairforge.synthesis.models import MissingModelError
 
-    return (MissingWeightsError, WorkerSetupError, MissingModelError, UserError)
+    return (UserError,)
 
 
 def _summary_table(s) -> Table:

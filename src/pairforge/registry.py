@@ -23,8 +23,8 @@ adding its path there, the one registration line outside the module itself::
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import Field

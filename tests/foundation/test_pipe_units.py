@@ -109,10 +109,18 @@ def test_missing_iqa_weights_fail_clearly_and_nothing_downloads(tmp_path, monkey
     assert du.download_url_to_file is original  # the guard is lifted afterwards
 
 
-def test_worker_errors_reach_the_user_as_text():
+def test_worker_errors_reach_the_user_as_their_own_type():
+    import pickle
+
+    from ray.exceptions import RayTaskError
+
+    from pairforge.filters.iqa import MissingWeightsError
     from pairforge.pipeline.executors import user_error_from_worker
 
-    wrapped = RuntimeError("ray::MapWorker ... Traceback ...\nMissingWeightsError: IQA metric 'musiq' needs\n  the file x.pth\nDuring handling")
-    err = user_error_from_worker(wrapped)
-    assert str(err) == "IQA metric 'musiq' needs the file x.pth"
-    assert user_error_from_worker(RuntimeError("something else")) is None
+    cause = pickle.loads(pickle.dumps(MissingWeightsError("IQA metric 'musiq' needs the file x.pth")))
+    wrapped = RayTaskError("MapWorker", "Traceback (most recent call last): ...", cause).as_instanceof_cause()
+    outer = RuntimeError("Ray Data failed")
+    outer.__cause__ = wrapped
+    err = user_error_from_worker(outer)
+    assert type(err) is MissingWeightsError and str(err) == "IQA metric 'musiq' needs the file x.pth"
+    assert user_error_from_worker(RuntimeError("MissingWeightsError: as text only")) is None

@@ -9,7 +9,14 @@ from typing import Literal
 import pytest
 
 from pairforge.configbase import StrictModel
-from pairforge.registry import DEGRADERS, DIFFUSION_FAMILIES, FILTERS, REALWORLD_TYPES, SOURCES, Registry
+from pairforge.registry import (
+    DEGRADERS,
+    DIFFUSION_FAMILIES,
+    FILTERS,
+    REALWORLD_TYPES,
+    SOURCES,
+    Registry,
+)
 
 
 def test_a_registered_kind_joins_the_union_and_loads_its_implementation_lazily():
@@ -61,7 +68,12 @@ def test_every_registered_implementation_imports():
 
 
 def test_realworld_types_and_their_config_sections_come_from_the_registry():
-    from pairforge.degradations.realworld import NAMES, ORDER, TYPES, RealWorldDegradeConfig
+    from pairforge.degradations.realworld import (
+        NAMES,
+        ORDER,
+        TYPES,
+        RealWorldDegradeConfig,
+    )
 
     assert NAMES == tuple(REALWORLD_TYPES.kinds())
     assert set(ORDER) == set(NAMES) == set(TYPES)

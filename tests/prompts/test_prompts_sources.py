@@ -87,11 +87,11 @@ def test_file_source_screens_dedups_and_rejects_past_the_end(tmp_path):
 def test_every_worker_gets_the_same_prompt_per_index(tmp_path):
     src = SynthesisSourceConfig.model_validate({"prompts": {"kind": "template"},
                                                 "model": {"family": "flux", "id": str(tmp_path)}})
-    ctx = RunContext(seed=11, run_url=str(tmp_path / "run"))
-    driver = PromptStage(src, ctx, num_samples=40)
+    ctx = RunContext(seed=11, run_url=str(tmp_path / "run"), num_samples=40)
+    driver = PromptStage(src, ctx)
     driver.prepare(None)
     # another worker, a resumed run: a fresh stage reads the persisted bank; batch layout does not matter
-    worker = PromptStage(src, RunContext(seed=11, run_url=str(tmp_path / "run"), options={"num_samples": 40}))
+    worker = PromptStage(src, RunContext(seed=11, run_url=str(tmp_path / "run"), num_samples=40))
     full = driver(new_batch(list(range(40))))["prompt"]
     parts = [worker(new_batch([i]))["prompt"][0] for i in (39, 3, 17)]
     assert parts == [full[39], full[3], full[17]]
@@ -100,7 +100,7 @@ def test_every_worker_gets_the_same_prompt_per_index(tmp_path):
     other = SynthesisSourceConfig.model_validate({"prompts": {"kind": "template", "templates": ["{subject}"]},
                                                   "model": {"family": "flux", "id": str(tmp_path)}})
     with pytest.raises(PromptBankMismatch):
-        PromptStage(other, ctx, num_samples=40).prepare(None)
+        PromptStage(other, ctx).prepare(None)
 
 
 def test_empty_source_gives_empty_prompts(tmp_path):

@@ -28,7 +28,14 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from pairforge.configbase import Resources, StrictModel
-from pairforge.degradations.base import Degrader, DegradeResult, Variants, build_degrader, output_scale
+from pairforge.degradations.base import (
+    Degrader,
+    DegradeResult,
+    Partners,
+    Variants,
+    build_degrader,
+    output_scale,
+)
 from pairforge.registry import DEGRADERS
 
 #: the tag of the component-choice stream (independent of the components' own streams)
@@ -147,11 +154,22 @@ class MixDegrader(Degrader):
         self.degraders: list[Degrader | None] = [None] * len(config.components)
         w = np.array([c.weight for c in config.components], dtype=np.float64)
         self.probs = w / w.sum()
+        self._placement: Any = None
+        self._partners: Partners | None = None
+
+    def setup(self, placement: Any = None, partners: Partners | None = None) -> None:
+        """Build and set up every component now (with the run's partner images), so a component whose
+        model cannot be loaded stops the run at setup instead of failing the samples that draw it."""
+        self._placement, self._partners = placement, partners
+        for i in range(len(self.degraders)):
+            self._degrader(i)
 
     def _degrader(self, i: int) -> Degrader:
-        """Components are built on first use: a run that never draws one never loads its models."""
+        """A component, built and set up on first use when :meth:`setup` was not called (library use)."""
         if self.degraders[i] is None:
-            self.degraders[i] = build_degrader(self.config.components[i].degrade)
+            d = build_degrader(self.config.components[i].degrade)
+            d.setup(self._placement, self._partners)
+            self.degraders[i] = d
         return self.degraders[i]
 
     def choose(self, seed: int) -> int:
@@ -159,7 +177,7 @@ class MixDegrader(Degrader):
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), MIX_STREAM])))
         return int(rng.choice(len(self.probs), p=self.probs))
 
-    def degrade(self, images: list[np.ndarray], seeds: list[int], aux: list[dict] | None = None) -> list[DegradeResult]:
+    def degrade(self, images: list[np.ndarray], seeds: list[int], aux: list | None = None) -> list[DegradeResult]:
         if len(images) != len(seeds):
             raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
         aux = aux if aux is not None else [{} for _ in images]

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pairforge.devices import resolve_device
 from pairforge.envutil import temporary_env
+from pairforge.errors import ModelLoadError
 from pairforge.filters.config import IQAFilterConfig, IQAMetricRule
 
 THRESHOLDS_VERSION = 1
@@ -31,20 +33,8 @@ class MetricInfo:
     score_range: str | None = None
 
 
-def resolve_device(device: str | None) -> str:
-    """'auto' -> cuda when available; anything else as given."""
-    if device in (None, "auto"):
-        try:
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
-    return device
-
-
-class MissingWeightsError(RuntimeError):
-    """A metric's weight file is not on disk; runs never download (DESIGN.md, "Offline first")."""
+class MissingWeightsError(ModelLoadError):
+    """A metric's weight file is not on disk; runs never download (``pairforge models pull`` does)."""
 
 
 @contextmanager

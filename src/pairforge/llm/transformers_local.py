@@ -13,18 +13,10 @@ from __future__ import annotations
 import json
 import threading
 
+from pairforge.devices import resolve_device
 from pairforge.errors import ModelLoadError
 from pairforge.llm.client import LLMClient, Reply, Request
 from pairforge.llm.errors import PermanentLLMError
-
-
-def resolve_device(device: str | None) -> str:
-    """'auto' -> cuda when this process sees a GPU, else cpu; anything else as given."""
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class TransformersClient(LLMClient):

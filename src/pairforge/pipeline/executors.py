@@ -8,36 +8,20 @@ import logging
 import math
 import os
 import pickle
+import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
+from pairforge.errors import UserError
 from pairforge.io.dataset import DatasetWriter, writer_for
 from pairforge.io.storage import open_storage
 from pairforge.pipeline.plan import Plan, PlanError, Segment, ShardSpec
 from pairforge.pipeline.shardwork import run_stages, shard_batch, write_batch
-from pairforge.stage import Stage
+from pairforge.stage import Placement, Stage
 
 log = logging.getLogger(__name__)
 
 OnRecord = Callable[[dict], None]
-
-
-def attach_source_loader(stages: list[Stage], plan_source_stages: list[Stage] | None = None) -> None:
-    """Give the run context a loader of any sample's clean image (used by e.g. reflection).
-
-    Uses the segment's own source stage when it has one, else a private copy of the plan's."""
-    from pairforge.stages.source import SourceStage
-
-    if not stages:
-        return
-    ctx = stages[0].context
-    src = next((s for s in stages if isinstance(s, SourceStage)), None)
-    if src is None and plan_source_stages:
-        cand = plan_source_stages[0]
-        if isinstance(cand, SourceStage):
-            src = SourceStage(cand.config, cand.context, files=cand._files)
-    if src is not None:
-        ctx.load_source_image = src.load_hq
 
 
 def make_writer(run_url: str, output) -> DatasetWriter:
@@ -77,16 +61,23 @@ class LocalExecutor:
 
     def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
         stages = plan.stages
-        attach_source_loader(stages)
         writer = make_writer(plan.context.run_url, plan.config.output)
         if not pending:
             return
-        if self.workers == 1:
-            for spec in pending:
-                on_record(_run_shard(stages, writer, spec, None))
-            return
-        for st in stages:  # set up once, here, before any thread calls a stage
-            st.ensure_ready()
+        try:
+            for st in stages:  # every model loads before the first shard (and before any thread calls it)
+                r = st.resources
+                st.open(Placement("local", r.num_cpus, r.num_gpus))
+            if self.workers == 1:
+                for spec in pending:
+                    on_record(_run_shard(stages, writer, spec, None))
+                return
+            self._run_threaded(stages, writer, pending, on_record)
+        finally:
+            for st in stages:
+                st.close()
+
+    def _run_threaded(self, stages: list[Stage], writer: DatasetWriter, pending: list[ShardSpec], on_record: OnRecord) -> None:
         shared = all(st.concurrent_calls for st in stages)
         in_flight = self.shards_in_flight if shared else 1
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pairforge-rows") as rows, \
@@ -112,8 +103,9 @@ class LocalExecutor:
 
 def _run_shard(stages: list[Stage], writer: DatasetWriter, spec: ShardSpec, pool: ThreadPoolExecutor | None) -> dict:
     timings: dict[str, float] = {}
-    batch = run_stages(stages, shard_batch(spec.start, spec.end), timings, pool=pool)
-    return write_batch(writer, spec.shard, spec.start, spec.end, batch, timings, pool=pool)
+    stats: dict[str, dict] = {}
+    batch = run_stages(stages, shard_batch(spec.start, spec.end), timings, stats, pool=pool)
+    return write_batch(writer, spec.shard, spec.start, spec.end, batch, timings, stats, pool=pool)
 
 
 class SegmentWorker:
@@ -124,17 +116,11 @@ class SegmentWorker:
         self.stages: list[Stage] = spec["stages"]
         self.with_writer: bool = spec["with_writer"]
         self.first: bool = spec["first"]
-        threads = max(1, int(math.floor(spec["num_cpus"])) or 1)
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except ImportError:
-            pass
+        self.placement = Placement("ray", spec["num_cpus"], spec["num_gpus"])
+        self.threads = max(1, int(math.floor(spec["num_cpus"])) or 1)
         import cv2
 
-        cv2.setNumThreads(threads)
-        attach_source_loader(self.stages, spec["source_stages"])
+        cv2.setNumThreads(self.threads)
         self.plan_writer = None
         if self.with_writer:
             self.plan_writer = make_writer(spec["run_url"], spec["output"])
@@ -142,19 +128,25 @@ class SegmentWorker:
     def __call__(self, rows: dict) -> dict:
         import numpy as np
 
+        if not all(st._ready for st in self.stages):
+            for st in self.stages:  # on the first call, inside the worker: errors reach the driver as the cause
+                st.open(self.placement)
+            torch = sys.modules.get("torch")  # only a stage that uses torch imports it
+            if torch is not None:
+                torch.set_num_threads(self.threads)
         out: dict[str, list] = {"shard": [], "start": [], "end": [], "payload": []}
         for i in range(len(rows["shard"])):
             shard, start, end = int(rows["shard"][i]), int(rows["start"][i]), int(rows["end"][i])
             if self.first:
-                batch, timings = shard_batch(start, end), {}
+                batch, timings, stats = shard_batch(start, end), {}, {}
             else:
-                batch, timings = pickle.loads(rows["payload"][i])
-            batch = run_stages(self.stages, batch, timings)
+                batch, timings, stats = pickle.loads(rows["payload"][i])
+            batch = run_stages(self.stages, batch, timings, stats)
             if self.with_writer:
-                record = write_batch(self.plan_writer, shard, start, end, batch, timings)
+                record = write_batch(self.plan_writer, shard, start, end, batch, timings, stats)
                 payload = json.dumps(record).encode()
             else:
-                payload = pickle.dumps((batch, timings), protocol=5)
+                payload = pickle.dumps((batch, timings, stats), protocol=5)
             out["shard"].append(shard)
             out["start"].append(start)
             out["end"].append(end)
@@ -165,6 +157,13 @@ class SegmentWorker:
             "end": np.array(out["end"], dtype=np.int64),
             "payload": np.array(out["payload"], dtype=object),
         }
+
+    def __del__(self):  # Ray Data deletes the UDF when the actor shuts down gracefully
+        for st in getattr(self, "stages", []):
+            try:
+                st.close()
+            except Exception as e:  # a failing teardown must not hide the run's own outcome
+                log.warning("stage %s: teardown failed: %r", st.name, e)
 
 
 def pool_sizes(segments: list[Segment], cpus: float, gpus: float) -> list[tuple[float, int]]:
@@ -229,10 +228,12 @@ class RayExecutor:
         dctx.execution_options.preserve_order = False
         dctx.enable_progress_bars = False
         dctx.print_on_execution_start = False
+        # a worker's own exception (e.g. a ModelLoadError) reaches the driver as the RayTaskError's
+        # cause, not as text inside Ray Data's UserCodeException
+        dctx.raise_original_map_exception = True
         res = ray.cluster_resources()
         segments = plan.segments()
         sizes = pool_sizes(segments, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
-        src_stages = [s for s in plan.stages if s.name == "source"]
         items = [{"shard": s.shard, "start": s.start, "end": s.end} for s in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         for i, (seg, (ncpu, nact)) in enumerate(zip(segments, sizes)):
@@ -242,7 +243,7 @@ class RayExecutor:
                     "with_writer": seg.with_writer,
                     "first": i == 0,
                     "num_cpus": ncpu,
-                    "source_stages": src_stages,
+                    "num_gpus": seg.num_gpus,
                     "run_url": plan.context.run_url,
                     "output": plan.config.output,
                 }
@@ -261,26 +262,31 @@ class RayExecutor:
             for row in ds.iter_rows():
                 on_record(json.loads(bytes(row["payload"])))
         except Exception as e:
-            raise user_error_from_worker(e) or e
+            err = user_error_from_worker(e)
+            if err is not None:
+                raise err from None
+            raise
 
 
-class WorkerSetupError(RuntimeError):
-    """A stage could not start in a Ray worker for a reason the user can fix (a missing weight file)."""
+def user_error_from_worker(exc: BaseException) -> UserError | None:
+    """The :class:`~pairforge.errors.UserError` a Ray worker raised, unwrapped from Ray's exceptions.
 
-
-#: exception names whose message is meant for the user; Ray only keeps them as text in its wrapper
-USER_FACING_ERRORS = ("MissingWeightsError", "MissingModelError", "PlanError", "StorageError")
-
-
-def user_error_from_worker(exc: BaseException) -> WorkerSetupError | None:
-    """Recover the message of a user-facing error raised inside a Ray worker (Ray wraps it as text)."""
-    import re
-
-    text = str(exc)
-    for name in USER_FACING_ERRORS:
-        m = re.search(rf"{name}: (.+?)(?:\n\S|\Z)", text, re.S)
-        if m:
-            return WorkerSetupError(" ".join(m.group(1).split()))
+    Ray re-raises a task's exception as a ``RayTaskError`` whose ``cause`` is the original (it pickles
+    from its message), possibly inside Ray Data's own wrapper (``__cause__``); the original is what the
+    user sees, as one line."""
+    try:
+        from ray.exceptions import RayTaskError
+    except ImportError:  # pragma: no cover - ray is a dependency
+        RayTaskError = ()  # noqa: N806
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, UserError) and not isinstance(e, RayTaskError):
+            return e
+        todo.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
     return None
 
 

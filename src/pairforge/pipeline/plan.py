@@ -6,13 +6,14 @@ import math
 from dataclasses import dataclass, field
 
 from pairforge.config import PipelineConfig
+from pairforge.errors import UserError
 from pairforge.registry import FILTERS, SOURCES
 from pairforge.stage import RunContext, Stage
 from pairforge.stages.degrade import DegradeStage
 
 
-class PlanError(ValueError):
-    pass
+class PlanError(UserError, ValueError):
+    """The config cannot become a plan (no samples, GPUs asked for on a cluster without any)."""
 
 
 @dataclass
@@ -94,17 +95,6 @@ class Plan:
         }
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
 def negatives_run(config: PipelineConfig) -> bool:
     """A synthesis run in ``mode: negatives`` (SUPIR-style negative-quality images, written as ``neg.png``)."""
     return getattr(getattr(config.source, "generation", None), "mode", None) == "negatives"
@@ -118,7 +108,7 @@ def build_stages(config: PipelineConfig, ctx: RunContext, files: list[str] | Non
     for f in config.filters:
         stages.append(FILTERS.entry_for(f).load("stage")(f, ctx))
     if not negatives_run(config):  # negative-quality images are never degraded as if they were clean
-        stages.append(DegradeStage(config.degrade, ctx))
+        stages.append(DegradeStage(config.degrade, ctx, source=config.source, files=files))
     # stage names seed randomness: they must be unique within a run (two iqa filters: iqa, iqa_2)
     seen: dict[str, int] = {}
     for st in stages:

@@ -12,14 +12,9 @@ from pairforge.io.runlock import RunLock, acquire_run_lock
 from pairforge.io.storage import Storage, open_storage
 from pairforge.pipeline import ledger
 from pairforge.pipeline.executors import executor_for
-from pairforge.pipeline.plan import (
-    Plan,
-    PlanError,
-    ShardSpec,
-    build_stages,
-    resolve_device,
-)
+from pairforge.pipeline.plan import Plan, PlanError, ShardSpec, build_stages
 from pairforge.pipeline.shardwork import run_stages, shard_batch
+from pairforge.registry import SOURCES
 from pairforge.sources.config import FilesSourceConfig
 from pairforge.stage import RunContext
 
@@ -71,22 +66,20 @@ def _files_listing(storage: Storage | None, cfg: FilesSourceConfig) -> tuple[lis
 
 
 def make_plan(config: PipelineConfig, out: str | None, limit: int | None = None) -> Plan:
-    """Everything about a run that can be known before any image is touched."""
+    """Everything about a run that can be known before any image is touched. The run's size is known
+    before any stage is built, so every stage gets the complete :class:`RunContext`."""
     storage = open_storage(out) if out is not None else None
-    ctx = RunContext(seed=config.run.seed, run_url=storage.url if storage else None, device=resolve_device(config.run.device))
-    files = None
+    run_url = storage.url if storage else None
     src = config.source
+    files = None
+    info: dict = {}
     if isinstance(src, FilesSourceConfig):
         files, info = _files_listing(storage, src)
-    else:
-        info = {}
-    stages = build_stages(config, ctx, files=None if storage is not None else files)
     source_len = None
-    first = stages[0]
-    if first.name == "source":
-        from pairforge.stages.source import build_image_source
+    if "partners" in SOURCES.entry_for(src).impls:  # an image source: its size is known up front
+        from pairforge.stages.source import open_image_source
 
-        source_len = len(build_image_source(src, ctx, files))
+        source_len = len(open_image_source(src, RunContext(seed=config.run.seed, run_url=run_url), files))
     cap = limit if limit is not None else config.run.num_samples
     if source_len is None:
         if cap is None:
@@ -97,7 +90,8 @@ def make_plan(config: PipelineConfig, out: str | None, limit: int | None = None)
         info = {"kind": src.kind, "available": source_len, **info}
     if total <= 0:
         raise PlanError(f"the source yields no samples (source.kind={src.kind!r})")
-    ctx.options["num_samples"] = total
+    ctx = RunContext(seed=config.run.seed, run_url=run_url, device=config.run.device, num_samples=total)
+    stages = build_stages(config, ctx, files=None if storage is not None else files)
     return Plan(config=config, context=ctx, stages=stages, num_samples=total, source_info=info)
 
 
@@ -229,3 +223,4 @@ def post_run_reports(config: PipelineConfig, plan: Plan, storage: Storage) -> di
     for component in usage_components(storage):  # prompts, prompts-privacy, each judge stage
         reports[f"usage/{component}"] = summarize_usage(storage, component)
     return reports
+

@@ -37,7 +37,7 @@ def run_stage(stage: Stage, batch: Batch, pool: Executor | None = None) -> Batch
     judged = [[batch["hq"][r] for r in chunk] if "hq" in batch else [None] * len(chunk) for chunk in chunks]
     parts_in = [take_rows(batch, chunk) for chunk in chunks]
     if pool is not None and len(chunks) > 1 and stage.concurrent_calls:
-        stage.ensure_ready()
+        stage.open()
         parts = list(pool.map(stage, parts_in))
     else:
         parts = [stage(part) for part in parts_in]
@@ -82,12 +82,19 @@ def keep_rejected_thumbnails(batch: Batch, rows: list[int], judged: list) -> Non
 
 
 def run_stages(stages: list[Stage], batch: Batch, timings: dict[str, float] | None = None,
-               pool: Executor | None = None) -> Batch:
+               stats: dict[str, dict] | None = None, pool: Executor | None = None) -> Batch:
+    """Run stages in order over one shard's batch; add each stage's seconds to ``timings`` and its
+    statistics (:meth:`Stage.take_stats`) to ``stats`` (they end in the shard's commit record)."""
     for st in stages:
         t0 = time.perf_counter()
         batch = run_stage(st, batch, pool)
         if timings is not None:
             timings[st.name] = timings.get(st.name, 0.0) + time.perf_counter() - t0
+        got = st.take_stats()  # always taken, so counts never leak from one shard into the next
+        if got and stats is not None:
+            mine = stats.setdefault(st.name, {})
+            for k, v in got.items():
+                mine[k] = mine.get(k, 0) + v
     return batch
 
 
@@ -96,7 +103,12 @@ def shard_batch(start: int, end: int) -> Batch:
 
 
 def write_batch(writer: DatasetWriter, shard: int, start: int, end: int, batch: Batch, timings: dict,
-                pool: Executor | None = None) -> dict:
-    """Write a shard; with a thread ``pool`` its images are encoded in parallel (written in index order)."""
-    return writer.write_batch(shard, start, end, batch, extra={"stage_seconds": {k: round(v, 4) for k, v in timings.items()}},
-                              map_fn=pool.map if pool is not None else None)
+                stage_stats: dict | None = None, pool: Executor | None = None) -> dict:
+    """Commit a shard; with a thread ``pool`` its images are encoded in parallel (written in index
+    order). Its record holds ``stage_seconds`` and, when a stage counted anything (judge requests,
+    tokens, cost), ``stage_stats``: per-stage numbers live inside the commit protocol, so a redone shard
+    replaces its own numbers instead of adding to them."""
+    extra: dict = {"stage_seconds": {k: round(v, 4) for k, v in timings.items()}}
+    if stage_stats:
+        extra["stage_stats"] = stage_stats
+    return writer.write_batch(shard, start, end, batch, extra=extra, map_fn=pool.map if pool is not None else None)

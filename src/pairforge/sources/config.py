@@ -33,7 +33,7 @@ class CropConfig(StrictModel):
     stride: int | None = Field(None, ge=1, description="tile step (default: size, no overlap)")
 
 
-@SOURCES.register(stages="pairforge.stages.source:source_stages")
+@SOURCES.register(stages="pairforge.stages.source:source_stages", partners="pairforge.stages.source:partner_images")
 class BundledSourceConfig(StrictModel):
     """The real photographs that ship inside scikit-image: the offline, anywhere default."""
 
@@ -53,7 +53,7 @@ class BundledSourceConfig(StrictModel):
         return v
 
 
-@SOURCES.register(stages="pairforge.stages.source:source_stages")
+@SOURCES.register(stages="pairforge.stages.source:source_stages", partners="pairforge.stages.source:partner_images")
 class FilesSourceConfig(StrictModel):
     """Images from folders, globs, list files (one path per line) or s3:// prefixes."""
 

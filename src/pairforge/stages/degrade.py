@@ -6,35 +6,35 @@ import logging
 import numpy as np
 
 from pairforge.batch import Batch, Rejection, live_rows, reject
-from pairforge.degradations.base import build_degrader
+from pairforge.degradations.base import SampleAux, build_degrader
+from pairforge.registry import DEGRADERS, SOURCES
 from pairforge.stage import RunContext, Stage
 
 log = logging.getLogger(__name__)
 
-#: degrader kinds whose ``degrade`` may run concurrently on different images in threads of one process
-#: (per-sample work from per-sample seeds; the chain's thread pool is guarded; realworld's lazily built
-#: depth/segment providers may at worst be built twice on the first concurrent calls)
-THREAD_SAFE_KINDS = ("chain", "simple", "realworld")
-
-
-#: default pixel limit per degradation kind: about 4 GB per worker at the peak memory measured per
-#: HQ pixel (simple ~20 B, chain ~60 B, realworld ~230 B; README "Memory"); resources.max_pixels overrides
-DEFAULT_MAX_PIXELS_BY_KIND = {"simple": 178_956_970, "chain": 64_000_000, "realworld": 16_000_000}
-
-
 def default_max_pixels(config) -> int | None:
-    """The degrade stage's default pixel limit for a config (a mix: its most memory-hungry component's)."""
+    """The degrade stage's default pixel limit: the ``max_pixels`` its kind registered (about 4 GB per
+    worker at the peak memory measured per HQ pixel: simple ~20 B, chain ~60 B, realworld ~230 B; README
+    "Memory"); a mix takes its most memory-hungry component's. ``resources.max_pixels`` overrides it."""
     if getattr(config, "kind", None) == "mix":
         limits = [default_max_pixels(c.degrade) for c in config.components]
         return min((x for x in limits if x), default=None)
-    return DEFAULT_MAX_PIXELS_BY_KIND.get(getattr(config, "kind", None))
+    return DEGRADERS.entry_for(config).options.get("max_pixels")
 
 
 class DegradeStage(Stage):
-    name = "degrade"
+    """``source``/``files``: the run's source config (and listing when not in the run directory), so
+    the degrader can be given other samples' images at setup when the source registers ``partners``."""
 
-    def __init__(self, config, context: RunContext):
+    name = "degrade"
+    reads = ("index", "key", "hq", "meta", "reject")
+    writes = ("hq", "lq", "meta", "reject")
+    _transient = ("degrader",)
+
+    def __init__(self, config, context: RunContext, source=None, files: list[str] | None = None):
         super().__init__(config, context)
+        self.source = source
+        self.files = files
         self.degrader = None
 
     @property
@@ -43,18 +43,18 @@ class DegradeStage(Stage):
 
     @property
     def concurrent_calls(self) -> bool:  # type: ignore[override]
-        return getattr(self.config, "kind", None) in THREAD_SAFE_KINDS
+        """Whether the degrader registered ``thread_safe=True``: its ``degrade`` may run concurrently on
+        different images in threads of one process."""
+        return bool(DEGRADERS.entry_for(self.config).options.get("thread_safe", False))
 
     def setup(self) -> None:
         self.degrader = build_degrader(self.config)
-
-    def _aux(self, batch: Batch, row: int) -> dict:
-        aux = {"index": int(batch["index"][row]), "key": batch["key"][row]}
-        if "num_samples" in self.context.options:  # lets partner draws (reflection) span the whole run
-            aux["num_samples"] = int(self.context.options["num_samples"])
-        if self.context.load_source_image is not None:
-            aux["load_image"] = self.context.load_source_image
-        return aux
+        partners = None
+        if self.source is not None:
+            entry = SOURCES.entry_for(self.source)
+            if "partners" in entry.impls:
+                partners = entry.load("partners")(self.source, self.context, self.files)
+        self.degrader.setup(self.placement, partners)
 
     def _degrade(self, images, seeds, aux) -> list:
         """One degrader call over the live rows; a failing batch is retried sample by sample, so one bad
@@ -82,7 +82,7 @@ class DegradeStage(Stage):
             return batch
         k = int(getattr(self.config, "variants", 1) or 1)
         images = [batch["hq"][r] for r in rows]
-        aux = [self._aux(batch, r) for r in rows]
+        aux = [SampleAux(int(batch["index"][r]), batch["key"][r]) for r in rows]
         per_variant = []
         for v in range(k):
             stream = "degrade" if v == 0 else f"degrade.variant{v}"

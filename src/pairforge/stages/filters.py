@@ -13,6 +13,8 @@ import json
 import logging
 
 from pairforge.batch import Batch, Rejection, StageResources, live_rows, reject
+from pairforge.devices import resolve_device
+from pairforge.errors import ModelLoadError
 from pairforge.filters.classifier import QualityClassifier
 from pairforge.filters.config import (
     ClassifierFilterConfig,
@@ -21,7 +23,6 @@ from pairforge.filters.config import (
     JudgeFilterConfig,
     JudgeSettings,
     PrivacyFilterConfig,
-    SanityFilterConfig,
 )
 from pairforge.filters.dedup import dedupe, hashes_record, load_reference
 from pairforge.filters.iqa import (
@@ -43,29 +44,20 @@ def _filters_meta(batch: Batch, row: int) -> dict:
 
 
 class FilterStage(Stage):
-    """Common plumbing: the stage name comes from the config (``name`` or the kind), heavy attributes
-    listed in ``_transient`` are dropped when the stage is pickled (and set up again in the worker)."""
+    """Common plumbing: the stage name comes from the config (``name`` or the kind). A filter reads the
+    HQ and writes its measurements under ``meta["filters"]`` (and ``reject`` when a sample fails)."""
 
-    _transient: tuple[str, ...] = ()
+    reads = ("index", "key", "hq", "meta", "reject")
+    writes = ("meta", "reject")
 
     def __init__(self, config, context: RunContext):
         super().__init__(config, context)
         self.name = getattr(config, "name", None) or config.kind
 
-    def __getstate__(self):
-        d = dict(self.__dict__)
-        for k in self._transient:
-            d[k] = None
-        d["_ready"] = False
-        return d
-
 
 class SanityStage(FilterStage):
     name = "sanity"
     concurrent_calls = True  # pure numpy checks per image
-
-    def __init__(self, config: SanityFilterConfig, context: RunContext):
-        super().__init__(config, context)
 
     def process(self, batch: Batch) -> Batch:
         for row in live_rows(batch):
@@ -110,7 +102,7 @@ class IQAStage(FilterStage):
                     f"{cfg.calibration_samples}; cannot estimate keep_top thresholds"
                 )
             rules = [m for m in cfg.metrics if m.keep_top is not None]
-            scorer = IQAScorer(rules, device=self.context.device, max_side=cfg.max_side, batch_size=cfg.score_batch_size)
+            scorer = IQAScorer(rules, device=resolve_device(self.context.device), max_side=cfg.max_side, batch_size=cfg.score_batch_size)
             scores = scorer.score([batch["hq"][r] for r in rows])
             doc = calibrate(cfg, scores, scorer.info)
             doc["calibration_indices"] = [int(batch["index"][0]), int(batch["index"][-1])]
@@ -120,7 +112,8 @@ class IQAStage(FilterStage):
 
     def setup(self) -> None:
         cfg = self.config
-        self.scorer = IQAScorer(cfg.metrics, device=self.context.device, max_side=cfg.max_side, batch_size=cfg.score_batch_size)
+        self.device = resolve_device(self.context.device, self.placement)
+        self.scorer = IQAScorer(cfg.metrics, device=self.device, max_side=cfg.max_side, batch_size=cfg.score_batch_size)
         self.scorer.load()
         if self.needs_calibration:
             store = self._store()
@@ -253,6 +246,7 @@ class PrivacyStage(FilterStage):
     """Faces (OpenCV LBP cascade): reject, blur or record; then, optionally, the MLLM privacy question."""
 
     name = "privacy"
+    writes = ("hq", "meta", "reject")  # action: blur rewrites the HQ
     _transient = ("detector", "judge")
 
     def __init__(self, config: PrivacyFilterConfig, context: RunContext):
@@ -395,7 +389,14 @@ class ClassifierStage(FilterStage):
         self.model: QualityClassifier | None = None
 
     def setup(self) -> None:
-        self.model = QualityClassifier.load(self.config.model)
+        try:
+            self.model = QualityClassifier.load(self.config.model)
+        except (OSError, ValueError, KeyError) as e:
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            raise ModelLoadError(
+                f"filter {self.name}: the classifier model {self.config.model!r} cannot be loaded ({reason}); "
+                "train it with `pairforge train-classifier`"
+            ) from None
 
     def process(self, batch: Batch) -> Batch:
         rows = live_rows(batch)

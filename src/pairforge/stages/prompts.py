@@ -18,12 +18,14 @@ __all__ = ["PromptStage", "prompts_command"]
 class PromptStage(Stage):
     name = "prompts"
 
-    def __init__(self, config, context: RunContext, num_samples: int | None = None):
-        """``config``: a SynthesisSourceConfig; ``num_samples``: the run's sample count (the default bank size;
-        when None, ``context.options["num_samples"]`` is used)."""
+    reads = ("index", "reject")
+    writes = ("prompt", "meta", "reject")
+
+    def __init__(self, config, context: RunContext):
+        """``config``: a SynthesisSourceConfig; the run's size (``context.num_samples``) is the default
+        bank size."""
         super().__init__(config, context)
         self.prompts_cfg = config.prompts
-        self.num_samples = num_samples
         self.needs_calibration = not isinstance(self.prompts_cfg, EmptyPromptsConfig)
         self.bank: PromptBank | None = None
 
@@ -32,25 +34,8 @@ class PromptStage(Stage):
         return StageResources(num_cpus=0.25, num_gpus=0.0, batch_size=self.config.resources.batch_size)
 
     def _bank(self) -> PromptBank:
-        n = self.num_samples if self.num_samples is not None else self.context.options.get("num_samples")
-        if n is None:
-            n = self._planned_samples()
-        count = bank_size(self.prompts_cfg, n)
+        count = bank_size(self.prompts_cfg, self.context.num_samples)
         return load_or_build_bank(self.prompts_cfg, count, self.context.seed, self.context.run_storage())
-
-    def _planned_samples(self) -> int | None:
-        """The run's planned sample count from run.json (written by the runner before calibration)."""
-        storage = self.context.run_storage()
-        if storage is None or not storage.exists("run.json"):
-            return None
-        import json
-
-        try:
-            run = json.loads(storage.read_bytes("run.json"))
-        except ValueError:
-            return None
-        n = (run.get("plan") or {}).get("num_samples") or ((run.get("config") or {}).get("run") or {}).get("num_samples")
-        return int(n) if n else None
 
     def prepare(self, upstream=None) -> None:
         """Build (or load) the bank on the driver and persist it in the run directory."""
@@ -59,10 +44,9 @@ class PromptStage(Stage):
 
     def __getstate__(self):
         # workers read the persisted bank themselves: do not ship a million prompts inside every actor
-        d = dict(self.__dict__)
+        d = super().__getstate__()
         if self.context.run_url is not None:
             d["bank"] = None
-            d["_ready"] = False
         return d
 
     def setup(self) -> None:

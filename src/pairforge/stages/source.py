@@ -1,9 +1,15 @@
-"""The source stage: fills ``hq`` (and ``meta["source"]``) for each sample index from an image source."""
+"""The source stage: fills ``hq`` (and ``meta["source"]``) for each sample index from an image source.
+
+The library source object is opened once per process (:func:`open_image_source`): the plan counts its
+samples with it, the source stage loads from it, and a degradation that needs another sample's clean
+image (reflection) gets :func:`partner_images` over the same object.
+"""
 from __future__ import annotations
 
 import logging
 
 from pairforge.batch import Batch, Rejection, live_rows, reject
+from pairforge.degradations.base import Partners
 from pairforge.io.images import ImageRejected
 from pairforge.sources.base import ImageSource
 from pairforge.sources.config import BundledSourceConfig, FilesSourceConfig
@@ -11,9 +17,14 @@ from pairforge.stage import RunContext, Stage
 
 log = logging.getLogger(__name__)
 
+#: the image sources open in this process, by (config, run directory or listing); a few at most
+_OPEN: dict[tuple, ImageSource] = {}
+_MAX_OPEN = 4
+
 
 def build_image_source(config, context: RunContext, files: list[str] | None = None) -> ImageSource:
-    """The library source object for a source config (the files listing is read from the run dir)."""
+    """A new library source object for a source config (the files listing is read from the run dir
+    when not given)."""
     if isinstance(config, BundledSourceConfig):
         from pairforge.sources.bundled import BundledSource
 
@@ -30,14 +41,43 @@ def build_image_source(config, context: RunContext, files: list[str] | None = No
     raise TypeError(f"not an image source config: {type(config).__name__}")
 
 
+def open_image_source(config, context: RunContext, files: list[str] | None = None) -> ImageSource:
+    """The process's source object for this config and run: built on first use, then shared (a files
+    source lists or reads its listing once per process, not once per stage)."""
+    where = context.run_url if context.run_url is not None else hash(tuple(files or ()))
+    key = (config.model_dump_json(), where)
+    src = _OPEN.get(key)
+    if src is None:
+        src = build_image_source(config, context, files)
+        while len(_OPEN) >= _MAX_OPEN:
+            _OPEN.pop(next(iter(_OPEN)))
+        _OPEN[key] = src
+    return src
+
+
 def source_stages(config, context: RunContext, files: list[str] | None = None) -> list[Stage]:
     """The stages of an image source (bundled photos, files): one :class:`SourceStage`."""
     return [SourceStage(config, context, files=files)]
 
 
+def partner_images(config, context: RunContext, files: list[str] | None = None) -> Partners:
+    """Other samples' clean images for degradations that combine two samples (reflection): loaded from
+    the process's source object with the same per-sample randomness as the source stage."""
+    source = open_image_source(config, context, files)
+
+    def load(index: int):
+        img, _ = source.load(index, context.rng(index, "source"))
+        return img
+
+    return Partners(load=load, num_samples=context.num_samples)
+
+
 class SourceStage(Stage):
     name = "source"
     concurrent_calls = True  # reading and decoding files: no state between calls
+    reads = ("index",)
+    writes = ("hq", "meta", "reject")
+    _transient = ("source",)
 
     def __init__(self, config, context: RunContext, files: list[str] | None = None):
         super().__init__(config, context)
@@ -45,15 +85,10 @@ class SourceStage(Stage):
         self.source: ImageSource | None = None
 
     def setup(self) -> None:
-        self.source = build_image_source(self.config, self.context, self._files)
-
-    def load_hq(self, index: int):
-        """The clean image of any index (for degradations that need a second image)."""
-        self.ensure_ready()
-        img, _ = self.source.load(index, self.context.rng(index, "source"))
-        return img
+        self.source = open_image_source(self.config, self.context, self._files)
 
     def process(self, batch: Batch) -> Batch:
+        batch.setdefault("hq", [None] * len(batch["index"]))
         for row in live_rows(batch):
             index = batch["index"][row]
             try:

@@ -6,9 +6,12 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pairforge.batch import Batch, live_rows, reject
+from pairforge.devices import resolve_device
 from pairforge.stage import RunContext, Stage
 from pairforge.stages.prompts import PromptStage
 from pairforge.synthesis.backend import DiffusionBackend, GenRequest, compose_prompts
@@ -18,6 +21,9 @@ from pairforge.synthesis.config import SynthesisSourceConfig
 
 class SynthesisStage(Stage):
     name = "synthesis"
+    reads = ("index", "prompt", "meta", "reject")
+    writes = ("prompt", "negative_prompt", "hq", "meta", "reject")
+    _transient = ("backend",)
 
     def __init__(self, config: SynthesisSourceConfig, context: RunContext):
         super().__init__(config, context)
@@ -26,7 +32,8 @@ class SynthesisStage(Stage):
         self._size_p = None if w is None else np.asarray(w, np.float64) / float(sum(w))
 
     def setup(self) -> None:
-        self.backend = DiffusionBackend(self.config.model, self.config.generation, device=self.context.device)
+        self.device = resolve_device(self.context.device, self.placement)
+        self.backend = DiffusionBackend(self.config.model, self.config.generation, device=self.device)
         self.backend.load()
 
     def size_for(self, index: int) -> tuple[int, int]:
@@ -71,15 +78,16 @@ class SynthesisStage(Stage):
         return batch
 
 
-def synthesis_stages(config, ctx: RunContext, num_samples: int | None = None, files: list[str] | None = None) -> list[Stage]:
+def synthesis_stages(config, ctx: RunContext, files: list[str] | None = None) -> list[Stage]:
     """The stages of a synthesis source, in order. ``config`` is a SynthesisSourceConfig (or a
-    PipelineConfig whose source is one; then ``run.num_samples`` is the default bank size). ``files``
-    is the plan builder's listing argument, unused (a synthesis source reads no input files)."""
+    PipelineConfig whose source is one; then its ``run.num_samples`` is the run size unless the
+    context has one). ``files`` is the plan builder's listing argument, unused (a synthesis source
+    reads no input files)."""
     if not isinstance(config, SynthesisSourceConfig):
         source = getattr(config, "source", None)
         if not isinstance(source, SynthesisSourceConfig):
             raise TypeError("synthesis_stages needs a synthesis source config")
-        if num_samples is None:
-            num_samples = config.run.num_samples
+        if ctx.num_samples is None:
+            ctx = replace(ctx, num_samples=config.run.num_samples)
         config = source
-    return [PromptStage(config, ctx, num_samples=num_samples), SynthesisStage(config, ctx)]
+    return [PromptStage(config, ctx), SynthesisStage(config, ctx)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pairforge.devices import resolve_device
 from pairforge.synthesis.config import GenerationConfig, ModelConfig, diffusion_family
 from pairforge.synthesis.models import PULL_HINT, MissingModelError, resolve_model_dir
 
@@ -26,14 +27,6 @@ class GenRequest:
     seed: int
     height: int
     width: int
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def resolve_dtype(name: str, family: str, device: str):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pairforge.envutil import temporary_env
+from pairforge.errors import ModelLoadError
 
 log = logging.getLogger("pairforge.synthesis.models")
 
@@ -24,7 +25,7 @@ PULL_HINT = "pairforge models pull CONFIG --cache DIR"
 _IGNORE = ["*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ckpt", "*openvino*", "*.gguf", "*.pt", "*.bin"]
 
 
-class MissingModelError(FileNotFoundError):
+class MissingModelError(ModelLoadError, FileNotFoundError):
     """A model (or part of it) is not on this machine; the message says how to get it."""
 
 

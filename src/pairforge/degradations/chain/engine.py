@@ -23,15 +23,8 @@ from pairforge.degradations.chain.config import ChainDegradeConfig
 from pairforge.degradations.chain.ops import Env, SampleContext, Step
 from pairforge.degradations.filtering import from_hwc, to_hwc
 from pairforge.degradations.resize import resize
+from pairforge.devices import resolve_device
 from pairforge.seeding import rng_from_seed
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("degrade.device is cuda but no CUDA device is available (use auto or cpu)")
-    return torch.device(device)
 
 
 class _Sample:
@@ -52,7 +45,7 @@ class ChainDegrader(Degrader):
 
     def __init__(self, config: ChainDegradeConfig):
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = torch.device(resolve_device(config.device))
         self.env = Env(jpeg_backend=config.jpeg_backend, resize_grid=config.resize_grid)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()

@@ -26,7 +26,14 @@ from pydantic import Field, create_model, field_validator
 
 from pairforge.batch import jsonable
 from pairforge.configbase import IntRange, Resources, StrictModel
-from pairforge.degradations.base import Degrader, DegradeResult, Variants, build_degrader
+from pairforge.degradations.base import (
+    Degrader,
+    DegradeResult,
+    Partners,
+    SampleAux,
+    Variants,
+    build_degrader,
+)
 from pairforge.degradations.realworld.common import (
     SeverityChoice,
     check_image,
@@ -124,6 +131,17 @@ class RealWorldDegrader(Degrader):
         self.types = {n: make_type(n, self._type_config(n)) for n in NAMES}
         self._depth = None
         self._segments = None
+        self.partners: Partners | None = None
+
+    def setup(self, placement=None, partners: Partners | None = None) -> None:
+        """Keep the run's partner images (the reflection layer is another sample of the run) and load
+        the configured depth / segmentation models now: a model that cannot be loaded stops the run
+        here, with one line naming it, instead of turning every sample that needs it into an error."""
+        self.partners = partners
+        if self.config.depth.model:
+            self.depth_provider.load()
+        if self.config.segments.model:
+            self.segment_provider.load()
 
     def _type_config(self, name: str):
         cfg = getattr(self.config, name)
@@ -232,7 +250,7 @@ class RealWorldDegrader(Degrader):
             raise ValueError(f"images, seeds and aux differ in length: {len(images)}, {len(seeds)}, {len(aux)}")
         for img in images:
             check_image(img)
-        locals_ = [dict(a or {}) for a in aux]
+        locals_ = [self._local(a) for a in aux]
         plans = [self._plan(img, int(s), a) for img, s, a in zip(images, seeds, locals_)]
         # networks run once per batch, on the images whose drawn types need them
         if self.config.depth.model:
@@ -269,6 +287,16 @@ class RealWorldDegrader(Degrader):
 
     def degrade_one(self, image: np.ndarray, seed: int, aux: dict | None = None) -> DegradeResult:
         return self.degrade([image], [seed], [aux or {}])[0]
+
+    def _local(self, aux: SampleAux | dict | None) -> dict:
+        """The per-sample scene dict the types read: the pipeline's SampleAux (or a library caller's
+        dict of depth / segments / second image), plus the run's partner images given at setup."""
+        local = aux.as_dict() if isinstance(aux, SampleAux) else dict(aux or {})
+        if self.partners is not None:
+            local.setdefault("load_image", self.partners.load)
+            if self.partners.num_samples is not None:
+                local.setdefault("num_samples", self.partners.num_samples)
+        return local
 
     def _run(self, image: np.ndarray, planned: tuple, local: dict) -> DegradeResult:
         plan, tail, substituted = planned

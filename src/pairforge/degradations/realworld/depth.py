@@ -19,6 +19,8 @@ import numpy as np
 from pydantic import Field
 
 from pairforge.configbase import StrictModel
+from pairforge.devices import resolve_device
+from pairforge.errors import ModelLoadError
 
 
 class DepthConfig(StrictModel):
@@ -63,12 +65,6 @@ def normalise(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.nd
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def pretrained_kwargs(config) -> dict:
@@ -81,11 +77,12 @@ def pretrained_kwargs(config) -> dict:
     return kw
 
 
-def offline_error(what: str, model: str, err: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"{what} model {model!r} could not be loaded offline ({type(err).__name__}: {err}). Point the "
-        f"config at a local directory, or fetch the weights into the cache first (`pairforge models "
-        f"pull <config>`); nothing is downloaded during a run."
+def offline_error(what: str, model: str, err: Exception) -> ModelLoadError:
+    reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+    return ModelLoadError(
+        f"{what} model {model!r} could not be loaded offline ({reason}). Point the config at a local "
+        f"directory, or fetch the weights into the cache first (`pairforge models pull CONFIG --cache DIR`); "
+        f"nothing is downloaded during a run."
     )
 
 

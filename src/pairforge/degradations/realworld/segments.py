@@ -22,8 +22,8 @@ from pairforge.configbase import StrictModel
 from pairforge.degradations.realworld.depth import (
     offline_error,
     pretrained_kwargs,
-    resolve_device,
 )
+from pairforge.devices import resolve_device
 
 
 class SegmentsConfig(StrictModel):
