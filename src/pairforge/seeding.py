@@ -1,7 +1,7 @@
 """Per-sample randomness derived from (run seed, sample index, stage name) only.
 
 Every random draw in pairforge comes from a generator made here, so a sample's result never depends on
-batch size, worker count or scheduling order (DESIGN.md, "Determinism and randomness").
+batch size, worker count or scheduling order (docs/architecture.md, "How a sample flows").
 """
 from __future__ import annotations
 

@@ -81,3 +81,15 @@ def test_every_conversion_is_recorded_48_and_64_bit_included():
         Image.fromarray((rgb16 >> 8).astype(np.uint8)).convert(mode).save(buf, format="TIFF" if mode == "CMYK" else "PNG")
         _, info = decode_image(buf.getvalue(), mode)
         assert info["converted"].startswith(f"{info['mode']}->RGB"), (mode, info)
+
+
+def test_decoding_leaves_pillows_bomb_limit_alone_and_rejects_past_max_pixels():
+    before = Image.MAX_IMAGE_PIXELS
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buf, "PNG")
+    img, _ = decode_image(buf.getvalue(), "ok.png")
+    assert img.shape == (200, 300, 3) and Image.MAX_IMAGE_PIXELS == before
+    with pytest.raises(ImageRejected) as e:
+        decode_image(buf.getvalue(), "big.png", max_pixels=50_000)
+    assert e.value.rule == "too_large" and e.value.value == 60_000
+    assert Image.MAX_IMAGE_PIXELS == before

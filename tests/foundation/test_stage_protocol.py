@@ -10,8 +10,9 @@ import pytest
 
 from pairforge.batch import BASE_COLUMNS, new_batch
 from pairforge.config import parse_config
+from pairforge.io.dataset import stage_totals
 from pairforge.pipeline.executors import LocalExecutor, SegmentWorker
-from pairforge.pipeline.runner import make_plan, stage_totals
+from pairforge.pipeline.runner import make_plan
 from pairforge.pipeline.shardwork import run_stages
 from pairforge.stage import Placement, RunContext, Stage
 
@@ -90,7 +91,7 @@ def test_local_executor_opens_and_closes_every_stage_and_records_stage_stats(tmp
     assert [r["stage_stats"]["recorder"] for r in records] == [{"rows": 4, "calls": 1}, {"rows": 2, "calls": 1}]
     on_disk = json.loads((tmp_path / "run" / "shards" / "shard-000001.json").read_text())
     assert on_disk["stage_stats"] == {"recorder": {"rows": 2, "calls": 1}}
-    assert stage_totals({r["shard"]: r for r in records}, "recorder") == {"stage": "recorder", "shards": 2, "rows": 6, "calls": 2}
+    assert stage_totals(records, "recorder") == {"stage": "recorder", "shards": 2, "rows": 6, "calls": 2}
 
 
 def test_ray_segment_worker_opens_with_its_resources_carries_stats_and_closes(tmp_path):

@@ -109,14 +109,14 @@ def test_nan_output_is_rejected_with_reason(flux_cfg, monkeypatch):
 
 
 def test_black_and_flat_images_are_rejected():
-    from pairforge.synthesis.checks import check_image
+    from pairforge.synthesis.checks import check_generation
     from pairforge.synthesis.config import OutputChecks
 
     c = OutputChecks()
-    assert check_image(np.zeros((16, 16, 3), np.float32), c).rule == "black"
-    assert check_image(np.full((16, 16, 3), 0.5, np.float32), c).rule == "blank"
+    assert check_generation(np.zeros((16, 16, 3), np.float32), c).rule == "black"
+    assert check_generation(np.full((16, 16, 3), 0.5, np.float32), c).rule == "blank"
     rng = np.random.default_rng(0)
-    assert check_image(rng.random((16, 16, 3)).astype(np.float32), c) is None
+    assert check_generation(rng.random((16, 16, 3)).astype(np.float32), c) is None
 
 
 def test_prompt_composition():

@@ -29,7 +29,7 @@ import logging
 import re
 import tarfile
 import time
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -680,3 +680,21 @@ def sample_meta(sample: dict) -> dict:
 
 def is_dataset(storage: Storage) -> bool:
     return storage.exists("run.json") or bool(storage.list(SHARD_DIR + "/"))
+
+
+def stage_totals(records: Iterable[dict], stage: str) -> dict:
+    """A stage's ``stage_stats`` added up over commit records (e.g. the judge's requests, tokens, cost
+    for the whole run): the numbers live in the records, so a redone shard is never counted twice."""
+    total: dict = {"stage": stage, "shards": 0}
+    for rec in records:
+        mine = (rec.get("stage_stats") or {}).get(stage)
+        if not isinstance(mine, dict) or not mine:
+            continue
+        total["shards"] += 1
+        for k, v in mine.items():
+            if isinstance(v, (int, float)):
+                total[k] = total.get(k, 0) + v
+    for k, digits in (("cost_usd", 6), ("seconds", 3)):
+        if k in total:
+            total[k] = round(total[k], digits)
+    return total

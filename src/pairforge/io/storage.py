@@ -1,6 +1,6 @@
 """Where a run's files live: a local directory or an S3 prefix, with atomic visibility.
 
-The commit protocol (DESIGN.md) needs one primitive from a store: make a complete object visible at
+The commit protocol (docs/architecture.md, step "Commit") needs one primitive from a store: make a complete object visible at
 once. Locally that is write-to-temp + ``os.replace`` in the same directory; on S3 it is a single
 ``PutObject`` or a completed multipart upload (S3 never shows a partial object).
 """

@@ -15,7 +15,7 @@ from pairforge.devices import resolve_device
 from pairforge.stage import RunContext, Stage
 from pairforge.stages.prompts import PromptStage
 from pairforge.synthesis.backend import DiffusionBackend, GenRequest, compose_prompts
-from pairforge.synthesis.checks import check_image, to_uint8
+from pairforge.synthesis.checks import check_generation, to_uint8
 from pairforge.synthesis.config import SynthesisSourceConfig
 
 
@@ -70,7 +70,7 @@ class SynthesisStage(Stage):
             batch["negative_prompt"][row] = req.negative_prompt
             if batch["prompt"][row] is None:
                 batch["prompt"][row] = ""
-            bad = check_image(img, self.config.generation.checks, self.name)
+            bad = check_generation(img, self.config.generation.checks, self.name)
             if bad is not None:
                 reject(batch, row, bad)
                 continue

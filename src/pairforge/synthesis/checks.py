@@ -13,7 +13,7 @@ from pairforge.synthesis.config import OutputChecks
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def check_image(img: np.ndarray, checks: OutputChecks, stage: str = "synthesis") -> Rejection | None:
+def check_generation(img: np.ndarray, checks: OutputChecks, stage: str = "synthesis") -> Rejection | None:
     """``img``: float H x W x 3 in [0, 1] as decoded. None if usable, else why not."""
     if checks.nonfinite:
         bad = ~np.isfinite(img)

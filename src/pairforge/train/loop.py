@@ -52,11 +52,6 @@ class TrainResult:
     resumed_from: int | None = None
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return model.module if isinstance(model, DDP) else model
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, ctx: DistContext, reporter: Reporter | None = None):
         self.cfg = config

@@ -40,7 +40,9 @@ def split_s3_url(url: str) -> tuple[str, str]:
 
 
 def gopen_s3(url: str, mode: str = "rb", bufsize: int = 8192, **kw):
-    """Open an S3 object as a readable stream (botocore's StreamingBody reads it in chunks)."""
+    """Open an S3 object as a readable stream (botocore's StreamingBody reads it in chunks, so
+    webdataset's ``bufsize`` has nothing to size)."""
+    del bufsize
     if mode != "rb":
         raise ValueError(f"{url}: the s3 handler only reads (mode {mode!r})")
     bucket, key = split_s3_url(url)

@@ -39,12 +39,6 @@ def _angle(v: Any) -> Any:
     return v
 
 
-def _ordered(v: tuple[float, float]) -> tuple[float, float]:
-    if v[0] > v[1]:
-        raise ValueError(f"range [{v[0]}, {v[1]}] has lo > hi")
-    return v
-
-
 Angle = Annotated[float, BeforeValidator(_angle)]
 AngleRange = Annotated[tuple[Angle, Angle], Field()]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -37,11 +37,11 @@ from pairforge.configbase import FloatRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     convolve,
     gaussian,
     image_to_linear,
     linear_to_srgb,
+    require_rgb8,
     rnd,
     short_side,
     to_uint8,
@@ -220,7 +220,7 @@ class Blur(RealWorldType):
         return (np.outer(g, g) / np.outer(g, g).sum()).astype(np.float32)
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         lin = image_to_linear(image)
         size = short_side(image)
         mode = params["mode"]

@@ -239,7 +239,7 @@ class RealWorldType(abc.ABC):
         return self.apply(image, params, aux), params
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
+def require_rgb8(image: np.ndarray) -> np.ndarray:
     """The one input check of every type and of the composition: uint8 RGB, H x W x 3, min side 8."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         image_to_linear(image)  # raises the dtype error (one wording everywhere)

@@ -22,8 +22,8 @@ from pairforge.configbase import FloatRange, IntRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     integer,
+    require_rgb8,
     uniform,
     weighted_choice,
 )
@@ -92,7 +92,7 @@ class Compression(RealWorldType):
         return {"passes": passes}
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         h, w = image.shape[:2]
         x = image
         for p in params["passes"]:

@@ -36,7 +36,7 @@ from pairforge.degradations.base import (
 )
 from pairforge.degradations.realworld.common import (
     SeverityChoice,
-    check_image,
+    require_rgb8,
     tidy,
     weighted_choice,
 )
@@ -249,7 +249,7 @@ class RealWorldDegrader(Degrader):
         if not (len(images) == len(seeds) == len(aux)):
             raise ValueError(f"images, seeds and aux differ in length: {len(images)}, {len(seeds)}, {len(aux)}")
         for img in images:
-            check_image(img)
+            require_rgb8(img)
         locals_ = [self._local(a) for a in aux]
         plans = [self._plan(img, int(s), a) for img, s, a in zip(images, seeds, locals_)]
         # networks run once per batch, on the images whose drawn types need them

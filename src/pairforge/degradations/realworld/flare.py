@@ -33,13 +33,13 @@ from pairforge.configbase import FloatRange, IntRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     fit_to,
     gaussian,
     image_to_linear,
     integer,
     linear_to_srgb,
     new_seed,
+    require_rgb8,
     rnd,
     to_float,
     to_uint8,
@@ -293,7 +293,7 @@ class Flare(RealWorldType):
         return np.clip(pat * p["gain"] + p["dc_offset"], 0.0, None)
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         h, w = image.shape[:2]
         if params["source"] == "pattern":
             g = params["gamma"]

@@ -28,11 +28,11 @@ from pairforge.configbase import FloatRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     gaussian,
     image_to_linear,
     linear_to_srgb,
     new_seed,
+    require_rgb8,
     rnd,
     srgb_to_linear,
     to_uint8,
@@ -149,7 +149,7 @@ class Haze(RealWorldType):
         return np.clip(t, params["t_min"], 1.0)
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         j = image_to_linear(image)
         t = self.transmission(image, params, aux)[..., None]
         a = srgb_to_linear(np.asarray(params["airlight"], dtype=np.float32))

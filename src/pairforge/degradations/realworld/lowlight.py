@@ -29,10 +29,10 @@ from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
     _pow,
-    check_image,
     integer,
     log_uniform,
     new_seed,
+    require_rgb8,
     rnd,
     to_uint8,
     uniform,
@@ -154,7 +154,7 @@ class LowLight(RealWorldType):
         return {"exposure": rnd(self.exposure(image, params), 6)}
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         h, w = image.shape[:2]
         raw = self.unprocess(image, params)
         exposure = params["exposure"] if "exposure" in params else self.exposure(image, params)

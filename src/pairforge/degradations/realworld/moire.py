@@ -36,12 +36,12 @@ from pairforge.configbase import FloatRange, IntRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     gaussian,
     image_to_linear,
     integer,
     linear_to_srgb,
     new_seed,
+    require_rgb8,
     to_float,
     to_uint8,
     uniform,
@@ -224,7 +224,7 @@ class Moire(RealWorldType):
         return {"layers": layers}
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         h, w = image.shape[:2]
         x = to_float(image)
         for layer in params["layers"]:

@@ -23,13 +23,13 @@ from pairforge.configbase import FloatRange, IntRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     correlate_noise,
     gaussian,
     integer,
     linear_to_srgb,
     log_uniform,
     new_seed,
+    require_rgb8,
     srgb_to_linear,
     to_float,
     to_uint8,
@@ -144,7 +144,7 @@ class Noise(RealWorldType):
         return {"segments"} if params.get("region_wise") else set()
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         rng = np.random.Generator(np.random.PCG64(params["seed"]))
         x0 = to_float(image)
         x = x0

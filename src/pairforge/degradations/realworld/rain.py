@@ -38,9 +38,9 @@ from pairforge.configbase import FloatRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     gaussian,
     new_seed,
+    require_rgb8,
     rnd,
     to_float,
     to_uint8,
@@ -171,7 +171,7 @@ class Rain(RealWorldType):
         return np.clip(r, 0.0, 1.0).astype(np.float32)
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         sc = scene_of(image, aux)
         h, w = image.shape[:2]
         depth = sc.depth((h, w))

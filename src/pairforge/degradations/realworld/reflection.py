@@ -29,11 +29,11 @@ from pairforge.configbase import FloatRange
 from pairforge.degradations.realworld.common import (
     RealWorldType,
     TypeConfig,
-    check_image,
     fit_to,
     gaussian,
     image_to_linear,
     linear_to_srgb,
+    require_rgb8,
     srgb_to_linear,
     to_float,
     to_uint8,
@@ -184,7 +184,7 @@ class Reflection(RealWorldType):
         return np.clip(params["alpha"] * (1.0 + params["alpha_variation"] * proj), 0.0, 0.95)[..., None]
 
     def apply(self, image, params, aux=None):
-        check_image(image)
+        require_rgb8(image)
         t = image_to_linear(image)
         r = self.layer(image, params, aux)
         rho = self.alpha_map(image.shape[:2], params)
