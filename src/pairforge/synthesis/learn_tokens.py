@@ -242,7 +242,7 @@ def learn_tokens(opts: LearnTokensOptions, log: Callable[[str], None] = print) -
     import torch
     from diffusers import DDPMScheduler, StableDiffusionXLPipeline
 
-    from pairforge.synthesis.backend import resolve_device
+    from pairforge.devices import resolve_device
     from pairforge.synthesis.models import MissingModelError, resolve_model_dir
 
     if opts.vectors < 1 or opts.steps < 1 or opts.batch_size < 1 or opts.resolution < 8:
