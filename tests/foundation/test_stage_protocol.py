@@ -163,3 +163,47 @@ def test_cli_run_with_a_missing_depth_model_exits_with_one_line_from_the_ray_wor
     assert r.returncode != 0
     errors = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "'/nope'" in errors[0] and "pairforge models pull" in errors[0], (r.stdout + r.stderr)[-3000:]
+
+
+def test_partner_images_are_given_at_setup_not_through_the_context():
+    """The reflection layer is another sample of the run: the degrader gets the loader once, at setup,
+    and the per-sample aux is a typed SampleAux; the result equals a library call with a dict aux."""
+    from pairforge.degradations.base import Partners, SampleAux, build_degrader
+    from pairforge.degradations.realworld import RealWorldDegradeConfig
+    from pairforge.sources.bundled import load_bundled_photo
+
+    photos = [np.ascontiguousarray(load_bundled_photo(n)[:96, :96]) for n in ("coffee", "astronaut", "chelsea")]
+    cfg = RealWorldDegradeConfig.model_validate({"weights": {"reflection": 1.0}, "stack": {"probability": 0.0},
+                                                 "web_tail": {"probability": 0.0}})
+    loads = []
+
+    def load(i):
+        loads.append(i)
+        return photos[i]
+
+    d = build_degrader(cfg)
+    d.setup(None, Partners(load=load, num_samples=3))
+    got = d.degrade([photos[0]], [7], [SampleAux(0, "0000000000")])[0]
+    lib = build_degrader(cfg).degrade([photos[0]], [7], [{"index": 0, "load_image": load, "num_samples": 3}])[0]
+    assert loads and all(i != 0 for i in loads)
+    assert np.array_equal(got.lq, lib.lq) and got.params == lib.params
+    assert "load_image" not in RunContext.__dataclass_fields__
+
+
+def test_the_source_is_built_once_per_process(tmp_path, monkeypatch):
+    """Planning counts the source's samples, the source stage loads from it and the degrader's partner
+    images come from it: one object in this process, not one per user."""
+    from pairforge.pipeline.runner import run_pipeline
+    from pairforge.sources import bundled
+
+    built = []
+    original = bundled.BundledSource.__init__
+
+    def counting(self, config):
+        built.append(config)
+        original(self, config)
+
+    monkeypatch.setattr(bundled.BundledSource, "__init__", counting)
+    cfg = parse_config({**CFG, "filters": [], "degrade": {"kind": "realworld", "weights": {"reflection": 1.0}}})
+    run_pipeline(cfg, str(tmp_path / "run"), limit=4, executor="local")
+    assert len(built) == 1

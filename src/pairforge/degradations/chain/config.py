@@ -69,7 +69,7 @@ def _names(ops: list) -> list[str]:
     return out
 
 
-@DEGRADERS.register(degrader="pairforge.degradations.chain.engine:ChainDegrader")
+@DEGRADERS.register(degrader="pairforge.degradations.chain.engine:ChainDegrader", thread_safe=True)  # its pool is guarded
 class ChainDegradeConfig(StrictModel):
     """A Real-ESRGAN-style degradation chain (high-order, shuffled, or web-style, by its ops)."""
 

@@ -113,7 +113,7 @@ class _RealWorldDegradeBase(StrictModel):
 
 
 #: one section per registered type (``blur: {...}``, ``haze: {...}``), so a new type needs no field here
-RealWorldDegradeConfig = DEGRADERS.register("realworld", degrader="pairforge.degradations.realworld.degrader:RealWorldDegrader")(
+RealWorldDegradeConfig = DEGRADERS.register("realworld", degrader="pairforge.degradations.realworld.degrader:RealWorldDegrader", thread_safe=True)(
     create_model(
         "RealWorldDegradeConfig",
         __base__=_RealWorldDegradeBase,
