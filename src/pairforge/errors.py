@@ -27,5 +27,6 @@ def _rebuild(cls: type[UserError], message: str) -> UserError:
     return err
 
 
-class ModelLoadError(UserError):
-    """A model or weight file a stage needs could not be loaded; the run stops at setup, naming it."""
+class ModelLoadError(UserError, RuntimeError):
+    """A model or weight file a stage needs could not be loaded; the run stops at setup, naming it.
+    (Also a RuntimeError, as the loaders' errors were before they had a type of their own.)"""

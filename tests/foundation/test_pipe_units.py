@@ -124,3 +124,9 @@ def test_worker_errors_reach_the_user_as_their_own_type():
     err = user_error_from_worker(outer)
     assert type(err) is MissingWeightsError and str(err) == "IQA metric 'musiq' needs the file x.pth"
     assert user_error_from_worker(RuntimeError("MissingWeightsError: as text only")) is None
+    from pairforge.pipeline.plan import PlanError
+    from pairforge.synthesis.models import MissingModelError
+
+    for cls in (MissingModelError, PlanError):  # every user-facing error survives the trip from a worker
+        again = pickle.loads(pickle.dumps(cls("one line")))
+        assert type(again) is cls and str(again) == "one line"

@@ -25,7 +25,7 @@ PULL_HINT = "pairforge models pull CONFIG --cache DIR"
 _IGNORE = ["*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ckpt", "*openvino*", "*.gguf", "*.pt", "*.bin"]
 
 
-class MissingModelError(ModelLoadError, FileNotFoundError):
+class MissingModelError(ModelLoadError):
     """A model (or part of it) is not on this machine; the message says how to get it."""
 
 
