@@ -207,3 +207,18 @@ def test_the_source_is_built_once_per_process(tmp_path, monkeypatch):
     cfg = parse_config({**CFG, "filters": [], "degrade": {"kind": "realworld", "weights": {"reflection": 1.0}}})
     run_pipeline(cfg, str(tmp_path / "run"), limit=4, executor="local")
     assert len(built) == 1
+
+
+def test_a_mix_gives_its_components_the_partner_images():
+    from pairforge.degradations.base import Partners, SampleAux, build_degrader
+    from pairforge.degradations.mix import MixDegradeConfig
+    from pairforge.sources.bundled import load_bundled_photo
+
+    photos = [np.ascontiguousarray(load_bundled_photo(n)[:96, :96]) for n in ("coffee", "astronaut")]
+    cfg = MixDegradeConfig.model_validate({"scale": 1, "components": [{"name": "rw", "weight": 1, "degrade": {
+        "kind": "realworld", "weights": {"reflection": 1.0}, "stack": {"probability": 0.0}, "web_tail": {"probability": 0.0}}}]})
+    loads = []
+    d = build_degrader(cfg)
+    d.setup(None, Partners(load=lambda i: loads.append(i) or photos[i], num_samples=2))
+    res = d.degrade([photos[0]], [3], [SampleAux(0, "0000000000")])[0]
+    assert loads == [1] and res.params["mix"]["name"] == "rw"
