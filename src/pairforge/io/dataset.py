@@ -683,8 +683,8 @@ def is_dataset(storage: Storage) -> bool:
 
 
 def stage_totals(records: Iterable[dict], stage: str) -> dict:
-    """A stage's ``stage_stats`` added up over commit records (e.g. the judge's requests, tokens, cost
-    for the whole run): the numbers live in the records, so a redone shard is never counted twice."""
+    """A stage's ``stage_stats`` added up over commit records (the run's total of what the stage counted
+    per shard): the numbers live in the records, so a redone shard is never counted twice."""
     total: dict = {"stage": stage, "shards": 0}
     for rec in records:
         mine = (rec.get("stage_stats") or {}).get(stage)

@@ -105,9 +105,9 @@ def shard_batch(start: int, end: int) -> Batch:
 def write_batch(writer: DatasetWriter, shard: int, start: int, end: int, batch: Batch, timings: dict,
                 stage_stats: dict | None = None, pool: Executor | None = None) -> dict:
     """Commit a shard; with a thread ``pool`` its images are encoded in parallel (written in index
-    order). Its record holds ``stage_seconds`` and, when a stage counted anything (judge requests,
-    tokens, cost), ``stage_stats``: per-stage numbers live inside the commit protocol, so a redone shard
-    replaces its own numbers instead of adding to them."""
+    order). Its record holds ``stage_seconds`` and, when a stage counted anything (:meth:`Stage.count`),
+    ``stage_stats``: per-stage numbers live inside the commit protocol, so a redone shard replaces its
+    own numbers instead of adding to them."""
     extra: dict = {"stage_seconds": {k: round(v, 4) for k, v in timings.items()}}
     if stage_stats:
         extra["stage_stats"] = stage_stats
