@@ -147,8 +147,9 @@ def _default_kind(cls: type, discriminator: str | None) -> str:
 SOURCES = Registry("source", modules=("pairforge.sources.config", "pairforge.synthesis.config"))
 #: filters: ``stage`` is the Stage class built from (config, context)
 FILTERS = Registry("filter", modules=("pairforge.filters.config",))
-#: the ``degrade:`` section: ``degrader`` is the Degrader class built from its config; option
-#: ``thread_safe=True`` when its ``degrade`` may run on different images in threads of one process
+#: the ``degrade:`` section: ``degrader`` is the Degrader class built from its config; options:
+#: ``thread_safe=True`` when its ``degrade`` may run on different images in threads of one process,
+#: ``max_pixels`` the default per-image limit of the degrade stage (about 4 GB per worker)
 DEGRADERS = Registry(
     "degrade",
     modules=(

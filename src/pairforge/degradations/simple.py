@@ -18,7 +18,7 @@ from pairforge.registry import DEGRADERS
 from pairforge.seeding import rng_from_seed
 
 
-@DEGRADERS.register(degrader="pairforge.degradations.simple:SimpleDegrader", thread_safe=True)
+@DEGRADERS.register(degrader="pairforge.degradations.simple:SimpleDegrader", thread_safe=True, max_pixels=178_956_970)
 class SimpleDegradeConfig(StrictModel):
     kind: Literal["simple"] = "simple"
     scale: int = Field(4, ge=1, le=8, description="HQ/LQ size ratio")

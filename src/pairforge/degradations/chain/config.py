@@ -69,7 +69,7 @@ def _names(ops: list) -> list[str]:
     return out
 
 
-@DEGRADERS.register(degrader="pairforge.degradations.chain.engine:ChainDegrader", thread_safe=True)  # its pool is guarded
+@DEGRADERS.register(degrader="pairforge.degradations.chain.engine:ChainDegrader", thread_safe=True, max_pixels=64_000_000)
 class ChainDegradeConfig(StrictModel):
     """A Real-ESRGAN-style degradation chain (high-order, shuffled, or web-style, by its ops)."""
 

@@ -113,7 +113,8 @@ class _RealWorldDegradeBase(StrictModel):
 
 
 #: one section per registered type (``blur: {...}``, ``haze: {...}``), so a new type needs no field here
-RealWorldDegradeConfig = DEGRADERS.register("realworld", degrader="pairforge.degradations.realworld.degrader:RealWorldDegrader", thread_safe=True)(
+RealWorldDegradeConfig = DEGRADERS.register("realworld", degrader="pairforge.degradations.realworld.degrader:RealWorldDegrader",
+                                                   thread_safe=True, max_pixels=16_000_000)(
     create_model(
         "RealWorldDegradeConfig",
         __base__=_RealWorldDegradeBase,
