@@ -85,8 +85,9 @@ def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address:
 
     def on_start(plan, n_shards, pending):
         state.update(total=n_shards, skipped=n_shards - len(pending))
-        if pending and len(pending) < n_shards:
-            err.print(f"resuming: {n_shards - len(pending)} of {n_shards} shards already committed")
+        if len(pending) < n_shards:
+            done = "; nothing left to write" if not pending else ""
+            err.print(f"resuming: {n_shards - len(pending)} of {n_shards} shards already committed{done}")
         # the pending shards need not be the last ones (a shard redone in the middle): count their own inputs
         state["task"] = progress.add_task("samples", total=sum(s.size for s in pending), accepted=0)
         progress.start()
