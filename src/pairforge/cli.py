@@ -390,7 +390,7 @@ def configs_command(
 @app.command()
 def gallery(
     out: Path = typer.Argument(..., help="folder for one contact sheet per degradation type"),
-    photos: str = typer.Option("astronaut,coffee,chelsea,rocket", "--photos", help="bundled photo names, comma separated"),
+    photos: str = typer.Option("astronaut,coffee,chelsea,rocket,camera", "--photos", help="bundled photo names, comma separated"),
     inputs: Optional[Path] = typer.Option(None, "--input", help="a folder of your own photos instead of bundled ones"),
     types: Optional[str] = typer.Option(None, "--types", help="comma-separated subset of the nine types"),
     severities: str = typer.Option("light,medium,heavy", "--severities"),

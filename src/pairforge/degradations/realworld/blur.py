@@ -40,11 +40,10 @@ from pairforge.degradations.realworld.common import (
     convolve,
     gaussian,
     image_to_linear,
-    linear_to_srgb,
+    linear_to_uint8,
     require_rgb8,
     rnd,
     short_side,
-    to_uint8,
     uniform,
     weighted_choice,
 )
@@ -236,7 +235,7 @@ class Blur(RealWorldType):
             out = self._depth_defocus(lin, image, params, aux, size)
         else:
             out = convolve(lin, self.kernel(params, size))
-        return to_uint8(linear_to_srgb(out))
+        return linear_to_uint8(out)
 
     def _depth_defocus(self, lin, image, params, aux, size):
         sc = scene_of(image, aux)

@@ -37,7 +37,7 @@ from pairforge.degradations.realworld.common import (
     gaussian,
     image_to_linear,
     integer,
-    linear_to_srgb,
+    linear_to_uint8,
     new_seed,
     require_rgb8,
     rnd,
@@ -308,7 +308,7 @@ class Flare(RealWorldType):
             flare = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         else:
             flare = self.render((h, w), params)
-        return to_uint8(linear_to_srgb(np.clip(lin + flare, 0.0, 1.0)))
+        return linear_to_uint8(np.clip(lin + flare, 0.0, 1.0))
 
     def statistic(self, hq, lq, params, aux=None):
         g0, g1 = gray(hq), gray(lq)

@@ -30,12 +30,11 @@ from pairforge.degradations.realworld.common import (
     TypeConfig,
     gaussian,
     image_to_linear,
-    linear_to_srgb,
+    linear_to_uint8,
     new_seed,
     require_rgb8,
     rnd,
     srgb_to_linear,
-    to_uint8,
     uniform,
 )
 from pairforge.degradations.realworld.scene import scene_of
@@ -157,7 +156,7 @@ class Haze(RealWorldType):
         glow = source_glow(j, params.get("glow", 0.0))
         if glow is not None:
             out = out + glow * (1.0 - t)
-        return to_uint8(linear_to_srgb(out))
+        return linear_to_uint8(out)
 
     def statistic(self, hq, lq, params, aux=None):
         g0, g1 = gray(hq), gray(lq)

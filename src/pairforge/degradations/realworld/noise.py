@@ -52,7 +52,8 @@ class NoiseConfig(TypeConfig):
         default_factory=lambda: {"poisson_gaussian": 1.0, "grain": 1.0, "salt_pepper": 0.05, "gaussian": 1.0},
         description="relative weights of the noise components",
     )
-    count: IntRange = Field((1, 3), description="how many distinct components per sample")
+    count: IntRange = Field((1, 2), description="how many distinct components per sample (the reference "
+                            "drew 2-4 of a wider set; sensor noise already combines shot and read noise)")
     photons: FloatRange | None = Field(None, description="Poisson: photo-electrons at full scale (log-uniform)")
     read: FloatRange | None = Field(None, description="Poisson-Gaussian: read noise sigma, linear units")
     grain: FloatRange | None = Field(None, description="grain strength s (luma sigma 8 s on 0-255)")
@@ -87,13 +88,15 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator) -> np.nda
         lin = srgb_to_linear(x)
         photons = comp["photons"]
         lam = np.clip(lin, 0, None) * np.float32(photons)
-        # Poisson counts; above 12 photo-electrons the Gaussian with the same variance is exact to the
-        # eye and ~4x cheaper, so only the darkest pixels are drawn from the Poisson law itself
-        shot = rng.standard_normal(size=lin.shape, dtype=np.float32) * np.sqrt(lam)
-        dark = lam < 12.0
+        read = np.float32(comp["read"])
+        z = rng.standard_normal(size=lin.shape, dtype=np.float32)
+        # shot + read noise as one Gaussian of the summed variance (exact in distribution above a few
+        # photo-electrons, one draw instead of two); the darkest pixels (< 4 e-) get true Poisson counts
+        n = z * np.sqrt(lam / np.float32(photons) ** 2 + read * read)
+        dark = lam < 4.0
         if dark.any():
-            shot[dark] = rng.poisson(lam[dark]) - lam[dark]
-        n = shot / np.float32(photons) + rng.standard_normal(size=lin.shape, dtype=np.float32) * np.float32(comp["read"])
+            ld = lam[dark]
+            n[dark] = (rng.poisson(ld) - ld) / np.float32(photons) + z[dark] * read
         n = correlate_noise(n, comp["correlation"])
         return linear_to_srgb(np.clip(lin + n, 0, 1))
     if kind == "grain":

@@ -32,11 +32,8 @@ from pairforge.degradations.realworld.common import (
     fit_to,
     gaussian,
     image_to_linear,
-    linear_to_srgb,
+    linear_to_uint8,
     require_rgb8,
-    srgb_to_linear,
-    to_float,
-    to_uint8,
     uniform,
     weighted_choice,
 )
@@ -164,7 +161,7 @@ class Reflection(RealWorldType):
         """The reflection layer R in linear light, rendered per the mode."""
         h, w = image.shape[:2]
         s = float(min(h, w))
-        r = srgb_to_linear(to_float(self.second_image(image, params, aux)))
+        r = image_to_linear(self.second_image(image, params, aux))
         r = gaussian(r, params.get("sigma", 0.0) * s)
         if params["mode"] == "ghosted":
             a = np.deg2rad(params["ghost_angle"])
@@ -195,7 +192,7 @@ class Reflection(RealWorldType):
             limit = params["cap"] * max(m_t, 0.01)
             if m_r > limit:
                 refl = refl * (limit / m_r)
-        return to_uint8(linear_to_srgb(tau * t + refl))
+        return linear_to_uint8(tau * t + refl)
 
     def statistic(self, hq, lq, params, aux=None):
         st = {"alpha_mean": float(self.alpha_map(hq.shape[:2], params).mean())}

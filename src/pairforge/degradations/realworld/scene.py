@@ -171,15 +171,26 @@ def layout(small: np.ndarray, gray: np.ndarray, texture: np.ndarray) -> dict:
 
 
 def layout_depth(shape: tuple[int, int], sky: np.ndarray, col_bottom: np.ndarray, subject: np.ndarray | None) -> np.ndarray:
-    """Depth (0 near .. 1 far) of a ground plane below a horizon, sky at infinity, the subject standing
-    on the ground (constant depth, that of its lowest row)."""
+    """Depth (0 near .. 1 far) of a ground plane below the horizon, sky at infinity, structures rising
+    above the horizon (towers, buildings, trees on the skyline) as far as the sky, the subject
+    standing on the ground (constant depth, that of its lowest row).
+
+    The horizon is the sky's lower edge per column, smoothed by a wide median across columns: a mast or
+    a tree in one column must not pull the ground plane up into the sky (it would come out near, and
+    a haze would leave a dark, clear silhouette around it)."""
     h, w = shape
-    hz = np.clip(col_bottom.astype(np.float32), 0, h - 1)[None, :]
+    k = max(3, (w // 3) | 1)
+    pad = np.pad(col_bottom.astype(np.float32), (k // 2, k // 2), mode="edge")
+    smooth = np.array([np.median(pad[i:i + k]) for i in range(w)], np.float32)
+    hz = np.clip(smooth, 0, h - 1)[None, :]
     y = np.arange(h, dtype=np.float32)[:, None] + 0.5
     # ground plane: distance ~ 1 / (y - horizon); map distance to [0, 0.9] on a log scale
     rel = np.clip((y - hz) / np.maximum(h - hz, 1.0), 1e-3, 1.0)
     ground = np.clip(np.log(1.0 / rel) / np.log(1.0 / 1e-3), 0.0, 1.0) ** 0.5 * 0.9
-    d = np.where(sky, 1.0, ground).astype(np.float32)
+    # above the horizon, sky or not (masts, roofs, clouds the sky test missed): as far as the sky. The
+    # 64 px sky mask is too coarse to separate them, and a nearer value would print its blocks into haze;
+    # below it, one plane whatever the sky test said pixel by pixel: a smooth geometric model, no blotches
+    d = np.where(y < hz, 1.0, ground).astype(np.float32)
     if subject is not None and subject.any():
         rows = np.nonzero(subject.any(1))[0]
         yb = int(rows.max())
