@@ -229,8 +229,10 @@ class RayExecutor:
         dctx.enable_progress_bars = False
         dctx.print_on_execution_start = False
         # a worker's own exception (e.g. a ModelLoadError) reaches the driver as the RayTaskError's
-        # cause, not as text inside Ray Data's UserCodeException
+        # cause, not as text inside Ray Data's UserCodeException; Ray then logs it with a traceback,
+        # which for a user-facing error is dropped (the CLI prints its one line)
         dctx.raise_original_map_exception = True
+        _quiet_user_errors(logging.getLogger("ray.data._internal.execution.streaming_executor_state"))
         res = ray.cluster_resources()
         segments = plan.segments()
         sizes = pool_sizes(segments, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
@@ -266,6 +268,23 @@ class RayExecutor:
             if err is not None:
                 raise err from None
             raise
+
+
+class _NoUserErrorTraceback(logging.Filter):
+    """Keeps Ray Data's "a task failed" line but not the traceback of a user-facing error (as Ray does
+    for its own UserCodeException): that error's one line is the run's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and user_error_from_worker(exc) is not None:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_errors(logger: logging.Logger) -> None:
+    if not any(isinstance(f, _NoUserErrorTraceback) for f in logger.filters):
+        logger.addFilter(_NoUserErrorTraceback())
 
 
 def user_error_from_worker(exc: BaseException) -> UserError | None:
