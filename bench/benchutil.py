@@ -42,8 +42,9 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _tree_rss(proc) -> tuple[float, int]:
-    """Summed RSS (MB) of a psutil process and all its descendants, and how many there are."""
+def _tree_rss(proc, cpu: dict[int, float] | None = None) -> tuple[float, int]:
+    """Summed RSS (MB) of a psutil process and all its descendants, and how many there are; records
+    each one's CPU seconds so far in ``cpu`` (pid -> s)."""
     import psutil
 
     total, n = 0, 0
@@ -55,6 +56,9 @@ def _tree_rss(proc) -> tuple[float, int]:
         try:
             total += p.memory_info().rss
             n += 1
+            if cpu is not None:
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
         except psutil.Error:
             pass
     return total / 2**20, n
@@ -71,6 +75,7 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5, cwd:
     p = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=stdout, stderr=subprocess.PIPE, text=True)
     series: list[float] = []
     peak_n = 0
+    seen_cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
@@ -80,7 +85,7 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5, cwd:
         except psutil.Error:
             return
         while not stop.is_set():
-            rss, n = _tree_rss(proc)
+            rss, n = _tree_rss(proc, seen_cpu)
             if n:
                 series.append(rss)
                 peak_n = max(peak_n, n)
@@ -92,7 +97,10 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5, cwd:
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
-    cpu = _children_cpu() - cpu0
+    # the kernel counts a process's CPU in its parent only once it is waited for; worker processes of a
+    # pool or of Ray may be reaped by a process that is not waited for itself: take the larger of that
+    # and the sum of what sampling saw per process (which misses each one's last interval)
+    cpu = max(_children_cpu() - cpu0, sum(seen_cpu.values()))
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{(err or '')[-3000:]}")
     return Measured(wall, cpu, max(series, default=0.0), sum(series) / len(series) if series else 0.0, peak_n,

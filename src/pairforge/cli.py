@@ -52,6 +52,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (UserError,)
 
 
+def _local_executor(workers: Optional[int]):
+    """The local executor with ``--workers`` threads (default: every CPU this process may use)."""
+    from pairforge.pipeline.executors import LocalExecutor
+
+    return LocalExecutor(workers=workers)
+
+
 def _summary_table(s) -> Table:
     t = Table(title="pairforge run summary")
     t.add_column("what")
@@ -134,6 +141,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
     verify: bool = typer.Option(False, "--verify", help="on resume, check the sha256 of every committed shard (default: only of shards whose size or modification time looks wrong); a shard that fails is redone"),
     allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a plan smaller than OUT's committed shards (e.g. a lower --limit) delete the shards outside it (default: refuse, naming them)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="--executor local: threads (default: every CPU; 1 = one after another); the output is the same whatever the number"),
 ):
     """Run a pipeline config into OUT; rerunning into the same OUT resumes where it stopped."""
     from pairforge.pipeline.ledger import ResumeConflict
@@ -144,7 +152,8 @@ def run(
     if executor not in ("ray", "local"):
         _fail(f"--executor must be ray or local, got {executor!r}")
     try:
-        execute_run(cfg, out, limit, executor, ray_address, quiet, verify, allow_shrink)
+        execute_run(cfg, out, limit, _local_executor(workers) if executor == "local" else executor, ray_address, quiet,
+                    verify, allow_shrink)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 
@@ -302,8 +311,9 @@ def degrade(
     fmt: str = typer.Option("shards", "--format", help="shards (WebDataset) or folder (hq/ lq/ meta/ files)"),
     seed: int = typer.Option(0, "--seed", min=0),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
-    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process"),
+    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process (pays ~10 s of start-up; see README, 'Local or Ray')"),
     allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a smaller --limit delete committed shards outside it (default: refuse, naming them)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="threads in this process (default: every CPU); the output is the same whatever the number"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Degrade existing photos into HQ/LQ pairs, without Ray by default (the offline use case)."""
@@ -339,7 +349,7 @@ def degrade(
     from pairforge.sources.files import SourceListingError
 
     try:
-        execute_run(cfg, output, limit, "ray" if use_ray else "local", None, quiet, allow_shrink=allow_shrink)
+        execute_run(cfg, output, limit, "ray" if use_ray else _local_executor(workers), None, quiet, allow_shrink=allow_shrink)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 

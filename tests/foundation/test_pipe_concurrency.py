@@ -30,7 +30,8 @@ def test_output_is_byte_identical_whatever_the_concurrency(tmp_path, degrade):
         "output": {"samples_per_shard": 7},
     }
     runs = {"serial": LocalExecutor(workers=1), "threads": LocalExecutor(workers=3, shards_in_flight=3),
-            "rows only": LocalExecutor(workers=4, shards_in_flight=1)}
+            "rows only": LocalExecutor(workers=4, shards_in_flight=1),
+            "processes": LocalExecutor(workers=2, processes=True)}
     got = {}
     for name, ex in runs.items():
         s = run_pipeline(parse_config(cfg), str(tmp_path / name.replace(" ", "_")), executor=ex, limit=30)
@@ -38,8 +39,8 @@ def test_output_is_byte_identical_whatever_the_concurrency(tmp_path, degrade):
         got[name] = _tars(tmp_path / name.replace(" ", "_"))
         index = json.loads((tmp_path / name.replace(" ", "_") / "index.json").read_text())
         got[name + " index"] = [(e["shard"], e["sha256"]) for e in index["shards"]]
-    assert got["serial"] == got["threads"] == got["rows only"]
-    assert got["serial index"] == got["threads index"] == got["rows only index"]
+    assert got["serial"] == got["threads"] == got["rows only"] == got["processes"]
+    assert got["serial index"] == got["threads index"] == got["rows only index"] == got["processes index"]
 
 
 class _Counting(Stage):
@@ -94,3 +95,24 @@ def test_a_failing_shard_stops_the_run_with_its_error(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         LocalExecutor(workers=2).run(plan, plan.shards(), boom)
     assert calls["n"] == 1
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pairforge.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_degrade_workers_option_changes_nothing_but_speed(tmp_path):
+    import cv2
+    import skimage.data as d
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        cv2.imwrite(str(photos / f"{name}.png"), cv2.cvtColor(getattr(d, name)()[:96, :128], cv2.COLOR_RGB2BGR))
+    for w in (1, 3):
+        r = _cli("degrade", photos, tmp_path / f"w{w}", "--preset", "realesrgan", "--workers", w, "--samples-per-shard", 2, "-q")
+        assert r.returncode == 0, r.stderr
+    assert _tars(tmp_path / "w1") == _tars(tmp_path / "w3") and len(_tars(tmp_path / "w1")) == 2

@@ -55,11 +55,16 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, shards_in_flight: int | None = None):
+    def __init__(self, workers: int | None = None, shards_in_flight: int | None = None, processes: bool = False):
         self.workers = max(1, workers if workers is not None else available_cpus())
         self.shards_in_flight = max(1, shards_in_flight if shards_in_flight is not None else self.workers)
+        #: one process per worker instead of threads (each with its own copy of the stages, as Ray actors
+        #: have): measured slower on 2 cores (bench/bench_local.py), kept for GIL-bound stages
+        self.processes = processes
 
     def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
+        if self.processes and self.workers > 1 and pending:
+            return self._run_processes(plan, pending, on_record)
         stages = plan.stages
         writer = make_writer(plan.context.run_url, plan.config.output)
         if not pending:
@@ -99,6 +104,54 @@ class LocalExecutor:
                 for fut in running:
                     fut.cancel()
                 raise
+
+
+    def _run_processes(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
+        """Shards on a pool of worker processes (forkserver: no fork of a threaded parent), each holding
+        its own unpickled stages and writer; at most ``shards_in_flight`` shards queued or running."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        payload = pickle.dumps({"stages": plan.stages, "run_url": plan.context.run_url, "output": plan.config.output})
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_process_init, initargs=(payload,)) as procs:
+            queue = iter(pending)
+            running: set[Future] = set()
+            try:
+                while True:
+                    for spec in queue:
+                        running.add(procs.submit(_process_shard, spec))
+                        if len(running) >= max(self.shards_in_flight, self.workers):
+                            break
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        on_record(fut.result())
+            except BaseException:
+                for fut in running:
+                    fut.cancel()
+                raise
+
+
+_PROCESS_STATE: dict = {}
+
+
+def _process_init(payload: bytes) -> None:
+    """Worker process start: its own stages (set up on first use) and writer, one thread each."""
+    spec = pickle.loads(payload)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    attach_source_loader(spec["stages"])
+    _PROCESS_STATE.update(stages=spec["stages"], writer=make_writer(spec["run_url"], spec["output"]))
+
+
+def _process_shard(spec: ShardSpec) -> dict:
+    return _run_shard(_PROCESS_STATE["stages"], _PROCESS_STATE["writer"], spec, None)
 
 
 def _run_shard(stages: list[Stage], writer: DatasetWriter, spec: ShardSpec, pool: ThreadPoolExecutor | None) -> dict:
