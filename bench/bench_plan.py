@@ -11,7 +11,7 @@ directory and stops the command (SIGINT, the documented clean stop) once the fir
 - listing: the listing `inputs.jsonl` is written (every entry resolved, sorted, de-duplicated);
 - planned: `run.json` is written (plan, lock, resume check done);
 - first shard: `shards/shard-000000.json` exists (the run has started and committed);
-- driver peak RSS: the CLI process's high-water mark (VmHWM) at that moment.
+- driver peak RSS: the CLI process's high-water mark (VmHWM) at that moment, and its CPU seconds.
 
 Then, without the CLI, `index.json` and `run.json` are written for a plan of 100,000 shards from
 synthetic commit records (sizes and read times). Writes bench/results/plan.json and plan.md.
@@ -64,6 +64,12 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def plan_run(lst: Path, out: Path, timeout: float = 300.0) -> dict:
     cmd = [str(BIN / "pairforge"), "degrade", str(lst), str(out), "--preset", "simple", "-q"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -72,6 +78,7 @@ def plan_run(lst: Path, out: Path, timeout: float = 300.0) -> dict:
     marks: dict[str, float] = {}
     watch = {"listing_s": out / "inputs.jsonl", "planned_s": out / "run.json", "first_shard_s": out / "shards" / "shard-000000.json"}
     hwm = 0.0
+    cpu = 0.0
     try:
         while "first_shard_s" not in marks:
             if p.poll() is not None:
@@ -82,6 +89,7 @@ def plan_run(lst: Path, out: Path, timeout: float = 300.0) -> dict:
                     marks[k] = now
             try:
                 hwm = max(hwm, vm_hwm_mb(p.pid))
+                cpu = cpu_seconds(p.pid)
             except OSError:
                 pass
             if now > timeout:
@@ -95,7 +103,7 @@ def plan_run(lst: Path, out: Path, timeout: float = 300.0) -> dict:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-    return {**{k: round(v, 2) for k, v in marks.items()}, "driver_peak_rss_mb": round(hwm, 1),
+    return {**{k: round(v, 2) for k, v in marks.items()}, "driver_peak_rss_mb": round(hwm, 1), "driver_cpu_s": round(cpu, 2),
             "listing_mb": round((out / "inputs.jsonl").stat().st_size / 2**20, 1)}
 
 

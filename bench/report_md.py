@@ -100,11 +100,11 @@ def rss_md(res: dict) -> str:
 
 def plan_md(res: dict) -> str:
     lines = [f"Command: `python bench/{res['machine'].get('argv', 'bench_plan.py')}`. {where(res['machine'])}", "",
-             "| list entries | listing written (s) | planned, run.json (s) | first shard committed (s) | driver peak RSS (MB) | inputs.jsonl (MB) |",
-             "|---|---|---|---|---|---|"]
+             "| list entries | listing written (s) | planned, run.json (s) | first shard committed (s) | driver CPU then (s) | driver peak RSS (MB) | inputs.jsonl (MB) |",
+             "|---|---|---|---|---|---|---|"]
     for n, r in res["plan"].items():
         lines.append(f"| {int(n):,} | {_f(r.get('listing_s'), 2)} | {_f(r.get('planned_s'), 2)} | {_f(r.get('first_shard_s'), 2)} | "
-                     f"{_f(r.get('driver_peak_rss_mb'), 0)} | {_f(r.get('listing_mb'), 1)} |")
+                     f"{_f(r.get('driver_cpu_s'), 1)} | {_f(r.get('driver_peak_rss_mb'), 0)} | {_f(r.get('listing_mb'), 1)} |")
     ix = res.get("index")
     if ix:
         lines += ["", f"At {ix['shards']:,} shards: index.json {ix['index_json_mb']} MB (written in {ix['index_write_s']} s, "
