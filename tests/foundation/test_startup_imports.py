@@ -35,6 +35,12 @@ def one_photo(tmp_path_factory):
     return folder
 
 
+def test_degrade_on_the_cpu_imports_no_heavy_framework(one_photo, tmp_path):
+    # the simple degrader is OpenCV/numpy only: nothing heavy at all, torch included (device
+    # resolution does not import torch for a stage that does not use it)
+    assert heavy_imports("degrade", one_photo, tmp_path / "o", "--preset", "simple", "-q") == []
+
+
 def test_degrade_realesrgan_imports_no_ray_iqa_or_diffusion_stack(one_photo, tmp_path):
     got = heavy_imports("degrade", one_photo, tmp_path / "o", "--preset", "realesrgan", "-q")
     # torch: the chain's CPU path still draws its Gaussian noise with torch's generator and runs area

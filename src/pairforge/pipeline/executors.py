@@ -59,7 +59,7 @@ class LocalExecutor:
         self.workers = max(1, workers if workers is not None else available_cpus())
         self.shards_in_flight = max(1, shards_in_flight if shards_in_flight is not None else self.workers)
         #: one process per worker instead of threads (each with its own copy of the stages, as Ray actors
-        #: have): measured slower on 2 cores (bench/bench_local.py), kept for GIL-bound stages
+        #: have): measured slower on 2 cores (BENCHMARKS.md), kept for GIL-bound stages
         self.processes = processes
 
     def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
@@ -138,7 +138,7 @@ _PROCESS_STATE: dict = {}
 
 
 def _process_init(payload: bytes) -> None:
-    """Worker process start: its own stages (set up on first use) and writer, one thread each."""
+    """Worker process start: its own stages (opened here, as a Ray actor opens its own) and writer."""
     spec = pickle.loads(payload)
     try:
         import cv2
@@ -146,7 +146,9 @@ def _process_init(payload: bytes) -> None:
         cv2.setNumThreads(1)
     except ImportError:
         pass
-    attach_source_loader(spec["stages"])
+    for st in spec["stages"]:
+        r = st.resources
+        st.open(Placement("local", r.num_cpus, r.num_gpus))
     _PROCESS_STATE.update(stages=spec["stages"], writer=make_writer(spec["run_url"], spec["output"]))
 
 
