@@ -376,6 +376,10 @@ from pairforge.train.cli import restore_command, train_command  # noqa: E402
 app.command("train")(train_command)
 app.command("restore")(restore_command)
 
+from pairforge.evaluate.cli import evaluate_command  # noqa: E402
+
+app.command("evaluate")(evaluate_command)
+
 
 @app.command("configs")
 def configs_command(

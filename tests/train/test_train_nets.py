@@ -19,6 +19,7 @@ from pairforge.train.losses import (
 )
 from pairforge.train.nets import NAFNet, RRDBNet, UNetDiscriminatorSN, build_generator
 from pairforge.train.optim import warmup_cosine
+from pairforge.train.weights import MissingWeightsError
 
 
 def n_params(m: torch.nn.Module) -> float:
@@ -93,13 +94,13 @@ def test_vgg_perceptual_loss_loads_local_weights(vgg_file):
 
 def test_missing_pretrained_weights_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: nothing may be downloaded
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+    with pytest.raises(MissingWeightsError, match=r"vgg19-dcbb9e9d\.pth .*pairforge models pull"):
         PerceptualLoss(PerceptualLossConfig())
     with pytest.raises(ValueError, match="unknown VGG19 layer"):
         PerceptualLoss(PerceptualLossConfig(layers={"conv9_9": 1.0}, weights_path=str(tmp_path / "x")))
     missing = lpips_missing()
     assert len(missing) == 2 and all(str(tmp_path) in str(p) for p in missing)
-    with pytest.raises(FileNotFoundError, match="LPIPS weights are not available locally"):
+    with pytest.raises(MissingWeightsError, match="LPIPS weights for LPIPS not found: .*pairforge models pull"):
         build_lpips()
     assert not list(tmp_path.rglob("*.pth"))
 

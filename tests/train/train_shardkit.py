@@ -22,11 +22,12 @@ def photo(name: str) -> np.ndarray:
     return _cache[name]
 
 
-def hq_crop(rng: np.random.Generator, size: int) -> np.ndarray:
-    img = photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
+def hq_crop(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
+    name = PHOTOS[int(rng.integers(len(PHOTOS)))]
+    img = photo(name)
     y = int(rng.integers(img.shape[0] - size + 1))
     x = int(rng.integers(img.shape[1] - size + 1))
-    return np.ascontiguousarray(img[y: y + size, x: x + size])
+    return np.ascontiguousarray(img[y: y + size, x: x + size]), name
 
 
 def degrade(hq: np.ndarray, rng: np.random.Generator, scale: int, noise: float, blur: float = 0.0) -> np.ndarray:
@@ -68,9 +69,9 @@ def write_dataset(out: Path, n: int, *, size: int = 64, scale: int = 2, noise: f
             for i in range(lo, hi):
                 idx = start_index + i
                 key = f"{idx:010d}"
-                hq = hq_crop(rng, size)
+                hq, name = hq_crop(rng, size)
                 dtype = names[int(rng.choice(len(names), p=probs))]
-                meta = {"key": key, "index": idx, "source": {"kind": "skimage", "tag": tag},
+                meta = {"key": key, "index": idx, "source": {"kind": "bundled", "photo": name, "tag": tag},
                         "degradation": {"type": dtype, "scale": scale, "ops": [{"op": "noise", "sigma": noise}]},
                         "hq_size": [size, size], "lq_size": [size // scale, size // scale]}
                 sample = {"__key__": key, "hq.png": png(hq)}

@@ -25,21 +25,42 @@ def _load(config: str, overrides: list[str]):
         raise typer.Exit(2)
 
 
+def _load_train_if_train_config(config: str, overrides: list[str]):
+    """The TrainConfig when CONFIG is a training config (model + data + output), else None."""
+    from pairforge.config import ConfigError, read_yaml_config
+    from pairforge.train.config import parse_train_config
+    from pairforge.train.weights import is_train_config
+
+    try:
+        data, origin = read_yaml_config(config, overrides)
+        if not is_train_config(data):
+            return None
+        return parse_train_config(data, origin)
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(2)
+
+
 @models_app.command("pull")
 def models_pull_cli(
-    config: str = typer.Argument(..., help="YAML run config (or a name under configs/)"),
+    config: str = typer.Argument(..., help="YAML run or training config (or a name under configs/)"),
     cache: Path = typer.Option(..., "--cache", help="directory to fill (an HF hub cache; pyiqa weights in DIR/torch)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only list what would be fetched"),
     set_: list[str] = typer.Option([], "--set", help="override a config value: dotted.key=value (repeatable)"),
 ):
-    """Download every model CONFIG needs (diffusers pipeline, local LLMs/MLLMs, pyiqa metric weights) into
-    CACHE. Copy CACHE to the cluster, set model.cache_dir (or HF_HUB_CACHE) to it and TORCH_HOME to
-    CACHE/torch. Gated models (FLUX.1-dev) need HF_TOKEN here, never at run time."""
+    """Download every model CONFIG needs (diffusers pipeline, local LLMs/MLLMs, pyiqa metric weights; for a
+    training config the VGG19 / LPIPS files of its losses and validation) into CACHE. Copy CACHE to the
+    cluster, set model.cache_dir (or HF_HUB_CACHE) to it and TORCH_HOME to CACHE/torch. Gated models (FLUX.1-dev) need HF_TOKEN here, never at run time."""
     from pairforge.synthesis.models import models_pull
+    from pairforge.train.weights import pull_train_weights
 
-    cfg = _load(config, set_)
+    train_cfg = _load_train_if_train_config(config, set_)
+    cfg = train_cfg if train_cfg is not None else _load(config, set_)
     try:
-        records = models_pull(cfg, str(cache), dry_run=dry_run)
+        if train_cfg is not None:  # VGG19 / LPIPS files, where the trainer reads them with TORCH_HOME=CACHE/torch
+            records = pull_train_weights(train_cfg, str(cache), dry_run=dry_run)
+        else:
+            records = models_pull(cfg, str(cache), dry_run=dry_run)
     except Exception as e:  # noqa: BLE001 - network/auth problems are reported, not traced
         err.print(f"[bold red]error:[/] pulling failed: {type(e).__name__}: {e}", highlight=False)
         raise typer.Exit(1)

@@ -2,9 +2,9 @@
 
 A checkpoint holds everything needed to continue the same trajectory: model, EMA, discriminator,
 optimisers, schedulers, step, RNG states and the data streams' positions. ``latest.json`` (also
-replaced atomically, after the checkpoint) names the newest one; if it is missing or stale the newest
-complete ``ckpt-NNNNNNNN.pt`` is used. Files are plain tensors and containers, loadable with
-``torch.load(weights_only=True)``.
+replaced atomically, after the checkpoint) names the newest one for other tools; resuming takes the
+newest complete ``ckpt-NNNNNNNN.pt`` whatever latest.json says (it lags after a kill between the two).
+Files are plain tensors and containers, loadable with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -124,20 +124,23 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 
 
 def find_latest(ckpt_dir: Path) -> Path | None:
-    """The newest loadable checkpoint in ``ckpt_dir`` (latest.json first, then by step)."""
+    """The newest loadable checkpoint in ``ckpt_dir``.
+
+    Why not simply what latest.json names: a checkpoint is renamed into place before latest.json is
+    rewritten, so a kill between the two leaves latest.json one checkpoint behind. Every file under a
+    final ``ckpt-NNNNNNNN.pt`` name is complete (temp + fsync + rename), so the highest step wins;
+    latest.json only adds a candidate whose name does not follow the pattern."""
     d = Path(ckpt_dir)
-    candidates: list[Path] = []
+    candidates: list[Path] = [p for _, p in reversed(list_checkpoints(d))]
     try:
         name = json.loads((d / "latest.json").read_text())["file"]
-        candidates.append(d / name)
-    except (OSError, ValueError, KeyError):
+        if not _NAME.match(str(name)):
+            candidates.append(d / name)
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    candidates += [p for _, p in reversed(list_checkpoints(d))]
-    seen = set()
     for p in candidates:
-        if p in seen or not p.is_file():
+        if not p.is_file():
             continue
-        seen.add(p)
         try:
             torch.load(p, map_location="cpu", weights_only=True, mmap=True)
             return p

@@ -45,9 +45,14 @@ def train_command(
         metrics = train_with_ray(cfg, stop_at=stop_at, resume=resume)
         console.print(f"Ray Train finished: {metrics}")
         return
+    from pairforge.errors import UserError
     from pairforge.train.loop import run_training
 
-    result = run_training(cfg, stop_at=stop_at, resume=resume)
+    try:
+        result = run_training(cfg, stop_at=stop_at, resume=resume)
+    except UserError as e:  # a missing weight file, ...: one line, no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:

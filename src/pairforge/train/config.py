@@ -31,6 +31,28 @@ class BalanceConfig(StrictModel):
         return v
 
 
+class SplitConfig(StrictModel):
+    """Hold out whole sources (photos, input files, synthesis prompts), never tiles of a training photo.
+
+    Applies to every training dataset (held-out samples are skipped) and to ``val`` (only held-out
+    samples are used); ``pairforge evaluate --held-out`` reads it from a checkpoint."""
+
+    by: Literal["source"] = Field("source", description="the unit of the split: a sample's source group "
+                                  "(bundled photo, input file, synthesis prompt, else seed)")
+    held_out: list[str] | None = Field(None, description="the held-out groups by name (a bundled photo name, "
+                                       "a file path, or a full group such as prompt:<text>); overrides fraction")
+    fraction: float = Field(0.1, gt=0, lt=1, description="without held_out: hold out a group when a hash of "
+                            "(seed, group) falls below this (about this share of the sources)")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("held_out")
+    @classmethod
+    def _nonempty(cls, v):
+        if v is not None and not v:
+            raise ValueError("held_out must name at least one source (or be left out to use fraction)")
+        return v
+
+
 class DatasetSpec(StrictModel):
     """One source of training pairs: a pairforge run directory, an index.json, a brace pattern or a list."""
 
@@ -41,7 +63,8 @@ class DatasetSpec(StrictModel):
                                description="python slice of the shard list, e.g. ':-1' (all but the last)")
     weight: float = Field(1.0, ge=0, description="mixing weight when data.stages is not given")
     holdout_every: int | None = Field(None, ge=2, description="skip samples whose index is a multiple of "
-                                      "this (they are held out for validation)")
+                                      "this (by sample, for independent samples only: tiles of one photo "
+                                      "leak across such a split; prefer the top-level split)")
     balance: BalanceConfig | None = None
 
 
@@ -212,7 +235,18 @@ class TrainSection(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA")
     compile: bool = Field(False, description="torch.compile the generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | Literal["auto"] = Field("auto", description="torch CPU threads per training process; "
+                                           "auto: the usable CPUs (affinity, cgroup quota) divided by the "
+                                           "processes on this host, less one per data worker (which use "
+                                           "one each); set it lower on a machine shared with other jobs")
     ema: EMAConfig = EMAConfig()
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v):
+        if v != "auto" and v < 1:
+            raise ValueError("threads must be 'auto' or >= 1")
+        return v
 
 
 class OutputConfig(StrictModel):
@@ -233,6 +267,8 @@ class TrainConfig(StrictModel):
     name: str = Field("restorer", pattern=r"^[A-Za-z0-9_-]+$")
     model: ModelConfig
     data: DataConfig
+    split: SplitConfig | None = Field(None, description="held-out sources: skipped by training, the only "
+                                      "samples validation uses")
     val: ValConfig | None = None
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()

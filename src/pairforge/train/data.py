@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pairforge.train.config import DataConfig, TrainConfig, ValConfig
+from pairforge.train.config import DataConfig, SplitConfig, TrainConfig, ValConfig
 from pairforge.train.mixing import MixSchedule
 from pairforge.train.pairs import (
     BadSample,
@@ -36,7 +36,9 @@ from pairforge.train.pairs import (
     upsample_to,
 )
 from pairforge.train.shardlist import resolve_shards
+from pairforge.train.split import Splitter, source_group
 from pairforge.train.streams import Cursor, ErrorCounter, balanced, raw_samples, stream_shards
+from pairforge.train.threads import data_worker_init
 
 log = logging.getLogger("pairforge.train")
 
@@ -87,9 +89,10 @@ class PairStream(IterableDataset):
 
     def __init__(self, data: DataConfig, scale: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  start_step: int = 0, positions: StreamPositions | None = None,
-                 shard_lists: list[list[str]] | None = None):
+                 shard_lists: list[list[str]] | None = None, split: SplitConfig | None = None):
         super().__init__()
         self.data = data
+        self.split = split
         self.scale = scale
         self.rank = rank
         self.world_size = world_size
@@ -143,7 +146,8 @@ class PairStream(IterableDataset):
         urls = stream_shards(self.shard_lists[i], sid, n_streams)
         it = raw_samples(urls, seed=_seed31(seed, i, _TAG_STREAM), stream_id=sid, errors=errors,
                          shuffle_buffer=self.data.shuffle_buffer, shuffle_initial=self.data.shuffle_initial,
-                         holdout_every=spec.holdout_every)
+                         holdout_every=spec.holdout_every,
+                         select=Splitter(self.split).raw_predicate(keep_held_out=False) if self.split else None)
         if spec.balance is not None:
             it = balanced(it, spec.balance, _rng(seed, sid, i, _TAG_BAL), errors)
         return Cursor(it)
@@ -219,10 +223,12 @@ def make_train_loader(config: TrainConfig, rank: int = 0, world_size: int = 1, s
                       positions: StreamPositions | None = None, pin_memory: bool = False) -> DataLoader:
     d = config.data
     ds = PairStream(d, config.data_scale, seed=config.train.seed, rank=rank, world_size=world_size,
-                    start_step=start_step, positions=positions)
+                    start_step=start_step, positions=positions, split=config.split)
     kw = {}
     if d.num_workers > 0:
         kw["prefetch_factor"] = d.prefetch_factor
+    if d.num_workers > 0:
+        kw["worker_init_fn"] = data_worker_init
     return DataLoader(ds, batch_size=None, num_workers=d.num_workers, pin_memory=pin_memory, **kw)
 
 
@@ -231,14 +237,18 @@ class ValPair:
     key: str
     hq: np.ndarray
     lq: np.ndarray
+    group: str = ""
 
 
-def load_val_pairs(val: ValConfig, scale: int, lq_upsample: bool = False) -> list[ValPair]:
-    """The first ``val.max_samples`` held-out pairs, read once in shard order and centre-cropped."""
+def load_val_pairs(val: ValConfig, scale: int, lq_upsample: bool = False,
+                   split: SplitConfig | None = None) -> list[ValPair]:
+    """The first ``val.max_samples`` held-out pairs, read once in shard order and centre-cropped
+    (with a ``split``: only samples of held-out sources)."""
     errors = ErrorCounter("validation data")
     urls = resolve_shards(val.url, val.shards)
     it = raw_samples(urls, seed=0, stream_id=0, errors=errors, resampled=False,
-                     holdout_every=val.holdout_every, keep_holdout=True)
+                     holdout_every=val.holdout_every, keep_holdout=True,
+                     select=Splitter(split).raw_predicate(keep_held_out=True) if split else None)
     out: list[ValPair] = []
     for raw in it:
         try:
@@ -250,9 +260,14 @@ def load_val_pairs(val: ValConfig, scale: int, lq_upsample: bool = False) -> lis
             errors.record(e.rule, e.reason)
             continue
         hq, lq = centre_crop_pair(hq, lq, val.crop, scale)
-        out.append(ValPair(raw["__key__"], hq, lq))
+        try:
+            group = source_group(sample_meta(raw), raw["__key__"])
+        except BadSample:
+            group = f"key:{raw['__key__']}"
+        out.append(ValPair(raw["__key__"], hq, lq, group))
         if len(out) >= val.max_samples:
             break
     if not out:
-        raise ValueError(f"no usable validation pairs at {val.url!r} (bad samples: {errors.snapshot()})")
+        held = f" of held-out sources ({split.model_dump(exclude_defaults=True) or 'split defaults'})" if split else ""
+        raise ValueError(f"no usable validation pairs{held} at {val.url!r} (bad samples: {errors.snapshot()})")
     return out

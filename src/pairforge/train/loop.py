@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from pairforge.train.losses import PerceptualLoss, PixelLoss, build_lpips, gan_l
 from pairforge.train.metrics import CSVLog, tensorboard_writer
 from pairforge.train.nets import UNetDiscriminatorSN, build_generator
 from pairforge.train.optim import build_optimizer, build_scheduler, clip_gradients
+from pairforge.train.threads import apply_threads
 from pairforge.train.validate import validate
 
 log = logging.getLogger("pairforge.train")
@@ -60,6 +62,7 @@ class Trainer:
         self.device = ctx.device
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
+        self.val_groups: list[str] = []
         t = config.train
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -102,6 +105,9 @@ class Trainer:
             "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
             "rng": rng_state(),
             "data": positions.to_dict() if positions is not None else None,
+            # what the held-out metrics were measured on (the split rule itself is in config["split"])
+            "heldout": {"split": self.cfg.split.model_dump(mode="json") if self.cfg.split else None,
+                        "val_groups": list(self.val_groups)},
         }
 
     def load_state(self, ck: dict) -> None:
@@ -194,9 +200,13 @@ class Trainer:
             tb = tensorboard_writer(self.out / "tb", cfg.output.tensorboard)
         val_pairs = lpips_model = None
         if cfg.val is not None and ctx.is_main:
-            val_pairs = load_val_pairs(cfg.val, cfg.data_scale, cfg.data.lq_upsample)
+            val_pairs = load_val_pairs(cfg.val, cfg.data_scale, cfg.data.lq_upsample, cfg.split)
+            self.val_groups = sorted({p.group for p in val_pairs})
+            if cfg.split is not None:
+                log.info("validation on %d pairs of %d held-out source(s): %s", len(val_pairs),
+                         len(self.val_groups), ", ".join(self.val_groups[:8]))
             if cfg.val.lpips == "on" or (cfg.val.lpips == "auto" and not lpips_missing()):
-                lpips_model = build_lpips().to(self.device)
+                lpips_model = build_lpips(used_by="val.lpips").to(self.device)
 
         loader = make_train_loader(cfg, ctx.rank, ctx.world_size, start_step=step, positions=positions,
                                    pin_memory=self.device.type == "cuda")
@@ -286,6 +296,8 @@ def run_training(config: TrainConfig, *, stop_at: int | None = None, resume: boo
                  reporter: Reporter | None = None) -> TrainResult:
     """Train (or continue training) the restorer described by ``config`` in this process."""
     ctx = setup_distributed(config.train.device)
+    apply_threads(config.train.threads, ctx.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+                  config.data.num_workers)
     try:
         return Trainer(config, ctx, reporter).run(stop_at=stop_at, resume=resume)
     finally:

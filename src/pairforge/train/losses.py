@@ -1,7 +1,7 @@
 """Training losses: pixel (L1 / Charbonnier), perceptual (VGG19 features or LPIPS), vanilla GAN.
 
-Pretrained weights are only ever read from local files: a missing file is an error that names the
-file and how to get it, never a download in the middle of a run.
+Pretrained weights are only ever read from local files: a missing file is a one-line error that names
+the file and ``pairforge models pull`` (:mod:`pairforge.train.weights`), never a download mid-run.
 """
 from __future__ import annotations
 
@@ -67,11 +67,9 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"unknown VGG19 layer(s) {unknown}; allowed: {names}")
         path = Path(weights_path) if weights_path else default_vgg19_file()
         if not path.is_file():
-            raise FileNotFoundError(
-                f"VGG19 weights not found at {path}. The perceptual loss never downloads: copy torchvision's "
-                f"ImageNet VGG19 file (vgg19-dcbe5bc1.pth, fetched on a connected machine with "
-                f"`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"`) there, "
-                f"or set loss.perceptual.weights_path")
+            from pairforge.train.weights import missing_vgg19
+
+            raise missing_vgg19(path)
         depth = max(names.index(n) for n in layers) + 1
         features = make_layers(cfgs["E"])[:depth]
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -125,15 +123,13 @@ def lpips_missing(net: str = "alex") -> list[Path]:
     return [p for p in lpips_files(net) if not p.is_file()]
 
 
-def build_lpips(net: str = "alex") -> nn.Module:
-    """pyiqa's LPIPS from local files only (raises FileNotFoundError naming what is missing)."""
+def build_lpips(net: str = "alex", used_by: str = "LPIPS") -> nn.Module:
+    """pyiqa's LPIPS from local files only (raises MissingWeightsError naming what is missing)."""
     missing = lpips_missing(net)
     if missing:
-        raise FileNotFoundError(
-            "LPIPS weights are not available locally (never downloaded during training): missing "
-            + ", ".join(str(p) for p in missing)
-            + ". Fetch them on a connected machine (e.g. `pyiqa.create_metric('lpips')` fills both caches) "
-              "and copy the files to these paths.")
+        from pairforge.train.weights import missing_lpips
+
+        raise missing_lpips(missing, used_by)
     from pyiqa.archs.lpips_arch import LPIPS
 
     model = LPIPS(pretrained=True, net=net, version="0.1", pretrained_model_path=str(lpips_files(net)[1]))
@@ -150,7 +146,7 @@ class PerceptualLoss(nn.Module):
         if cfg.kind == "vgg":
             self.net = VGGFeatures(list(self.weights), cfg.weights_path)
         else:
-            self.net = build_lpips(cfg.lpips_net)
+            self.net = build_lpips(cfg.lpips_net, "loss.perceptual")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "lpips":

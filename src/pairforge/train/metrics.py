@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from pathlib import Path
@@ -43,8 +44,11 @@ class CSVLog:
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        with open(self.path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= step]
+        text = self.path.read_text()
+        if text and not text.endswith("\n"):  # a row cut short by a kill mid-write: not a row
+            text = text[: text.rfind("\n") + 1]
+        rows = [r for r in csv.DictReader(io.StringIO(text, newline=""))
+                if r.get("step") and int(float(r["step"])) <= step]
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", newline="") as f:
             if self.fields:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import webdataset as wds
@@ -61,11 +61,13 @@ def stream_shards(urls: list[str], stream_id: int, n_streams: int) -> list[str]:
 
 def raw_samples(urls: list[str], *, seed: int, stream_id: int, errors: ErrorCounter,
                 shuffle_buffer: int = 256, shuffle_initial: int = 64, resampled: bool = True,
-                holdout_every: int | None = None, keep_holdout: bool = False) -> Iterator[dict]:
+                holdout_every: int | None = None, keep_holdout: bool = False,
+                select: Callable[[dict], bool] | None = None) -> Iterator[dict]:
     """Undecoded samples ``{"__key__", "hq.png", "lq.png", "json", ...}`` of one stream.
 
     ``resampled`` streams are infinite and shuffled; otherwise the shards are read once, in order.
-    ``holdout_every`` drops (or, with ``keep_holdout``, keeps only) samples whose index is a multiple."""
+    ``holdout_every`` drops (or, with ``keep_holdout``, keeps only) samples whose index is a multiple;
+    ``select`` keeps only the samples it accepts (a held-out split, see :mod:`pairforge.train.split`)."""
     if resampled:
         shards = wds.ResampledShards(list(urls), seed=seed, deterministic=True, worker_seed=lambda: stream_id)
     else:
@@ -78,6 +80,8 @@ def raw_samples(urls: list[str], *, seed: int, stream_id: int, errors: ErrorCoun
             return (sample_index(sample["__key__"]) % every == 0) == keep_holdout
 
         stages.append(wds.select(_held))
+    if select is not None:
+        stages.append(wds.select(select))
     if resampled and shuffle_buffer > 1:
         seed_shuffle = int(np.random.SeedSequence([seed, stream_id, 0x5EED]).generate_state(1)[0])
         stages.append(wds.shuffle(shuffle_buffer, min(shuffle_initial, shuffle_buffer), seed=seed_shuffle))
