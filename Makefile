@@ -7,7 +7,7 @@ OUT ?= out/quickstart
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install install-test demo test bench bench-gpu lint clean
+.PHONY: install install-test demo test bench bench-gpu fitness lint clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,12 @@ BUDGET ?= 480
 bench-gpu: $(VENV)/.installed-test
 	$(BIN)/python -m pip install -q $(TORCH_PINS) -e '.[gpubench]'
 	$(BIN)/python bench/gpu.py --budget $(BUDGET)
+
+# the fitness experiment (FITNESS.md): three corpora, three restorers, every model on every test type;
+# scale up with e.g. FITNESS_ARGS="--steps 4000 --width 32 --tile 256 --batch 16 --device cuda"
+FITNESS_ARGS ?=
+fitness: $(VENV)/.installed
+	$(BIN)/python bench/fitness.py --out out/fitness --report FITNESS.md $(FITNESS_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

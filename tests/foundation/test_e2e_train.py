@@ -16,8 +16,10 @@ def cli(*args):
 
 def test_run_then_train_then_restore(tmp_path):
     run = tmp_path / "run"
+    # training photos first, then a tile of a held-out one (the quickstart trainer holds out astronaut, coffee)
     cli("run", "configs/quickstart.yaml", "--out", str(run), "--executor", "local", "--limit", "48", "-q",
-        "--set", "source.crop.size=96", "--set", "source.crop.stride=48")
+        "--set", "source.crop.size=96", "--set", "source.crop.stride=96",
+        "--set", "source.photos=[chelsea,rocket,astronaut]")
     train = tmp_path / "train"
     cli("train", "configs/train-quickstart.yaml",
         "--set", f"data.datasets.0.url={run}", "--set", f"val.url={run}", "--set", f"output.dir={train}",

@@ -18,7 +18,8 @@ def test_quickstart_train_config_loads():
     cfg = load_train_config(REPO / "configs" / "train-quickstart.yaml")
     assert cfg.model.kind == "rrdbnet" and cfg.model.scale == 4
     assert cfg.data.patch_size % cfg.model.scale == 0
-    assert cfg.data.datasets[0].holdout_every == cfg.val.holdout_every
+    assert cfg.split is not None and cfg.split.by == "source" and cfg.split.held_out  # whole photos held out
+    assert cfg.data.datasets[0].holdout_every is None and cfg.val.holdout_every is None
     # built-in name lookup works too, and overrides apply
     same = load_train_config("train-quickstart", ["train.max_steps=5", "data.batch_size=2"])
     assert same.train.max_steps == 5 and same.data.batch_size == 2

@@ -101,7 +101,8 @@ def make_config(out: Path, train_url, model=NAF_TINY, val_url=None, **sections) 
         "data": {"datasets": [{"name": "pairs", "url": str(train_url)}], "patch_size": 48, "batch_size": 8,
                  "num_workers": 0, "shuffle_buffer": 64, "shuffle_initial": 16},
         "optim": {"lr": 2e-3, "warmup_steps": 10},
-        "train": {"max_steps": 150, "log_every": 5, "ckpt_every": 1000, "ema": {"decay": 0.9}},
+        # one torch thread: the same numbers on any machine, and no spinning OpenMP threads on a busy one
+        "train": {"max_steps": 150, "log_every": 5, "ckpt_every": 1000, "ema": {"decay": 0.9}, "threads": 1},
         "output": {"dir": str(out), "tensorboard": "off"},
     }
     if val_url is not None:
