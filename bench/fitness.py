@@ -2,9 +2,10 @@
 
 From the bundled photos, disjoint train and test photos (a test photo never contributes a single tile to
 training; the stereo pair motorcycle_left/right stays on one side). Three training corpora from the
-train photos: (a) the Real-ESRGAN x4plus chain, (b) the nine real-world types, (c) a mix of both (the
-trainer's dataset mixing, 1:1, unless ``--mix-degrader`` names a ``degrade: {kind: mix}`` preset that
-is available). One small restorer per corpus, same architecture, same steps, same seed. Every model is
+train photos: (a) the Real-ESRGAN x4plus chain, (b) the nine real-world types, (c) a mix of both made by
+``degrade: {kind: mix}`` (chain and real-world components 1:1); with ``--mix both`` also a fourth model
+that mixes corpora (a) and (b) 1:1 in the trainer instead. One small restorer per corpus, same
+architecture, same steps, same seed. Every model is
 evaluated with ``pairforge evaluate`` on held-out test pairs of the chain and of each of the nine types
 (made from the test photos), next to the identity baseline (the LQ itself).
 
@@ -37,8 +38,12 @@ TRAIN_PHOTOS = ["rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_fi
 TEST_PHOTOS = ["astronaut", "coffee", "chelsea"]
 NINE = ["blur", "compression", "moire", "low_light", "noise", "flare", "reflection", "haze", "rain"]
 CHAIN = "realesrgan"
-MODELS = ("chain", "types", "mix")
-OWN = {"chain": [CHAIN], "types": NINE, "mix": [CHAIN, *NINE]}
+MODELS = ("chain", "types", "mix", "mix-trainer")
+#: model -> its directory under OUT/models and its eval JSON name
+DIRS = {"chain": "chain", "types": "types", "mix": "mix-corpus", "mix-trainer": "mix"}
+LABELS = {"chain": "chain model", "types": "nine-types model", "mix": "mix model (kind: mix)",
+          "mix-trainer": "mix model (trainer 1:1)"}
+OWN = {"chain": [CHAIN], "types": NINE, "mix": [CHAIN, *NINE], "mix-trainer": [CHAIN, *NINE]}
 
 
 def sh(cmd: list[str], log: list[dict], what: str) -> float:
@@ -50,20 +55,21 @@ def sh_parallel(steps: list[tuple[list[str], str]], log: list[dict], jobs: int) 
     """Run CLI steps, ``jobs`` at a time (1: one after the other); same recording as :func:`sh`."""
     t_all = time.perf_counter()
     pending = list(steps)
-    running: list[tuple[subprocess.Popen, str, list[str], float, Path]] = []
+    running: list[tuple[subprocess.Popen, str, list[str], float, Path, object]] = []
     while pending or running:
         while pending and len(running) < max(1, jobs):
             cmd, what = pending.pop(0)
             print(f"[fitness] {what}: {shlex.join(cmd)}", flush=True)
             out = Path(os.environ.get("TMPDIR", "/tmp")) / f"fitness-{os.getpid()}-{len(log)}-{len(running)}.log"
-            f = open(out, "w")
+            f = open(out, "w")  # noqa: SIM115 - closed when the process ends, below
             running.append((subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT), what, cmd,
-                            time.perf_counter(), out))
+                            time.perf_counter(), out, f))
         for item in list(running):
-            proc, what, cmd, t0, out = item
+            proc, what, cmd, t0, out, f = item
             if proc.poll() is None:
                 continue
             running.remove(item)
+            f.close()
             dt = time.perf_counter() - t0
             if proc.returncode != 0:
                 sys.stderr.write(out.read_text()[-8000:])
@@ -95,6 +101,11 @@ def chain_degrade() -> dict:
 
 def types_degrade() -> dict:
     return {"kind": "realworld"}  # the nine types, equal weights, mixed severity, one type per LQ
+
+
+def mix_degrade() -> dict:
+    return {"kind": "mix", "components": [{"name": "chain", "weight": 1, "degrade": chain_degrade()},
+                                          {"name": "realworld", "weight": 1, "degrade": types_degrade()}]}
 
 
 def train_config(name: str, datasets: list[dict], out: Path, a: argparse.Namespace) -> dict:
@@ -131,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     "there: test photos never reach training)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", default="auto")
-    ap.add_argument("--mix-degrader", default=None, help="a `degrade: {kind: mix}` YAML section to make corpus (c) "
-                    "from instead of mixing (a) and (b) in the trainer")
+    ap.add_argument("--mix", choices=("corpus", "trainer", "both"), default="corpus", help="corpus: (c) is made by "
+                    "`degrade: {kind: mix}`; trainer: the trainer mixes (a) and (b) 1:1; both: two mix models")
     ap.add_argument("--jobs", type=int, default=1, help="train/evaluate the three models this many at a time "
                     "(1 on a quiet 2-core machine; more only helps where other jobs compete for the CPUs)")
     ap.add_argument("--report", default=None, help="write the markdown report here (e.g. FITNESS.md)")
@@ -160,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "test-chain": (TEST_PHOTOS, chain_degrade(), a.test_stride),
         "test-types": (TEST_PHOTOS, types_degrade(), a.test_stride),
     }
-    if a.mix_degrader:
-        corpora["train-mix"] = (TRAIN_PHOTOS, yaml.safe_load(Path(a.mix_degrader).read_text()), a.tile)
+    models = ["chain", "types"] + {"corpus": ["mix"], "trainer": ["mix-trainer"], "both": ["mix", "mix-trainer"]}[a.mix]
+    if "mix" in models:
+        corpora["train-mix"] = (TRAIN_PHOTOS, mix_degrade(), a.tile)
     for name, (photos, degrade, stride) in corpora.items():
         cfg = write_yaml(out / "configs" / f"{name}.yaml", gen_config(name, photos, degrade, a.tile, stride))
         if (out / name / "index.json").exists():
@@ -176,24 +188,30 @@ def main(argv: list[str] | None = None) -> int:
     trains = {
         "chain": [ds("train-chain")],
         "types": [ds("train-types")],
-        "mix": [ds("train-mix")] if a.mix_degrader else [ds("train-chain"), ds("train-types")],
+        "mix": [ds("train-mix")],
+        "mix-trainer": [ds("train-chain"), ds("train-types")],
     }
     steps = []
-    for model, datasets in trains.items():
-        run_dir = out / "models" / model
-        cfg = write_yaml(out / "configs" / f"train-{model}.yaml", train_config(model, datasets, run_dir, a))
+    for model in models:
+        run_dir = out / "models" / DIRS[model]
+        cfg = write_yaml(out / "configs" / f"model-{DIRS[model]}.yaml", train_config(model, trains[model], run_dir, a))
         steps.append((cli("train", str(cfg)), f"train {model}"))  # an existing finished run resumes at its end
     sh_parallel(steps, log, a.jobs)
 
     # 3. every model on every test set (pairforge evaluate), identity baseline alongside
     steps = []
-    for model in MODELS:
-        js = out / "eval" / f"{model}.json"
+    for model in models:
+        js = out / "eval" / f"{DIRS[model]}.json"
+        ck = sorted((out / "models" / DIRS[model] / "checkpoints").glob("ckpt-*.pt"))
+        if js.exists() and ck and js.stat().st_mtime > ck[-1].stat().st_mtime:
+            log.append({"what": f"evaluate {model}", "command": "(reused: evaluated after its last checkpoint)",
+                        "seconds": 0})
+            continue
         steps.append((cli("evaluate", str(out / "test-chain"), str(out / "test-types"), "-c",
-                          str(out / "models" / model), "--json", str(js), "--tile", "0", "--lpips", "off",
+                          str(out / "models" / DIRS[model]), "--json", str(js), "--tile", "0", "--lpips", "off",
                           "--device", "cpu" if a.device == "auto" else a.device), f"evaluate {model}"))
     sh_parallel(steps, log, a.jobs)
-    results = {model: json.loads((out / "eval" / f"{model}.json").read_text()) for model in MODELS}
+    results = {model: json.loads((out / "eval" / f"{DIRS[model]}.json").read_text()) for model in models}
     total = time.perf_counter() - t_start
 
     matrix = build_matrix(results)
@@ -226,42 +244,45 @@ def build_matrix(results: dict[str, dict]) -> dict:
         m[t] = row
     present = [t for t in NINE if m.get(t)]
     mean = {"n": sum(m[t]["n"] for t in present)}
-    for k in ("identity", *MODELS):
+    for k in ("identity", *[mm for mm in MODELS if mm in results]):
         vals = [m[t][k] for t in present if m[t].get(k) is not None]
         mean[k] = sum(vals) / len(vals) if vals else None
     m["nine types (mean)"] = mean
     return m
 
 
+def present_models(m: dict) -> list[str]:
+    return [mm for mm in MODELS if any(row.get(mm) is not None for row in m.values())]
+
+
 def check_goals(m: dict) -> list[dict]:
-    """The issue's goals, each with the numbers it was decided on."""
+    """The issue's goals, each with the numbers it was decided on (for every mix model present)."""
     out = []
-
-    def own_kinds(model: str) -> list[str]:
-        return [t for t in OWN[model] if m.get(t) and m[t].get(model) is not None]
-
-    for model in MODELS:
-        kinds = own_kinds(model)
+    models = present_models(m)
+    for model in models:
+        kinds = [t for t in OWN[model] if m.get(t) and m[t].get(model) is not None]
         worse = [t for t in kinds if m[t][model] <= m[t]["identity"]]
-        out.append({"goal": f"{model} model beats identity on its own kind of data",
+        out.append({"goal": f"{LABELS[model]} beats identity on its own kind of data",
                     "met": not worse and bool(kinds),
-                    "detail": ("beats identity on all " + str(len(kinds)) + " of its kinds") if not worse else
+                    "detail": (f"above identity on all {len(kinds)} of its kinds") if not worse else
                     "not above identity on: " + ", ".join(f"{t} ({m[t][model] - m[t]['identity']:+.2f} dB)" for t in worse)})
-    behind = []
-    for t in [CHAIN, *NINE]:
-        if not m.get(t) or m[t].get("mix") is None:
-            continue
-        spec = "chain" if t == CHAIN else "types"
-        d = m[t]["mix"] - m[t][spec]
-        if d < -0.3:
-            behind.append(f"{t} ({d:+.2f} dB vs {spec})")
-    out.append({"goal": "mix no worse than the specialist on each kind (within 0.3 dB)", "met": not behind,
-                "detail": "within 0.3 dB everywhere" if not behind else "more than 0.3 dB behind on: " + ", ".join(behind)})
-    mean = m["nine types (mean)"]
-    d = (mean["mix"] - mean["chain"]) if mean.get("mix") is not None and mean.get("chain") is not None else math.nan
-    per = [t for t in NINE if m.get(t) and m[t].get("mix") is not None and m[t]["mix"] > m[t]["chain"]]
-    out.append({"goal": "mix better than the chain-only model on the nine types", "met": d > 0,
-                "detail": f"nine-type mean {d:+.2f} dB; better on {len(per)} of {len(NINE)} types"})
+    for mix in [mm for mm in ("mix", "mix-trainer") if mm in models]:
+        behind = []
+        for t in [CHAIN, *NINE]:
+            if not m.get(t) or m[t].get(mix) is None:
+                continue
+            spec = "chain" if t == CHAIN else "types"
+            d = m[t][mix] - m[t][spec]
+            if d < -0.3:
+                behind.append(f"{t} ({d:+.2f} dB vs the {LABELS[spec]})")
+        out.append({"goal": f"{LABELS[mix]} no worse than the specialist on each kind (within 0.3 dB)",
+                    "met": not behind,
+                    "detail": "within 0.3 dB everywhere" if not behind else "more than 0.3 dB behind on: " + ", ".join(behind)})
+        mean = m["nine types (mean)"]
+        d = (mean[mix] - mean["chain"]) if mean.get(mix) is not None and mean.get("chain") is not None else math.nan
+        per = [t for t in NINE if m.get(t) and m[t].get(mix) is not None and m[t][mix] > m[t]["chain"]]
+        out.append({"goal": f"{LABELS[mix]} better than the chain-only model on the nine types", "met": d > 0,
+                    "detail": f"nine-type mean {d:+.2f} dB; better on {len(per)} of {len(NINE)} types"})
     return out
 
 
@@ -296,17 +317,20 @@ of a dB are noise; the point is the direction and which types a corpus teaches.
 
 def report(m: dict, goals: list[dict], meta: dict) -> str:
     a = meta["args"]
-    mix_text = (f"pairs from `degrade: {{kind: mix}}` ({a['mix_degrader']})" if a.get("mix_degrader") else
-                "a mix of (a) and (b), drawn 1:1 by the trainer's dataset mixing (`data.datasets` weights)")
+    models = present_models(m)
+    mix_text = {"corpus": "pairs made by `degrade: {kind: mix}` (chain and real-world components, weights 1:1)",
+                "trainer": "a mix of (a) and (b), drawn 1:1 by the trainer's dataset mixing (`data.datasets`)",
+                "both": "(c1) pairs made by `degrade: {kind: mix}` (chain and real-world components 1:1) and (c2) "
+                        "corpora (a) and (b) drawn 1:1 by the trainer's dataset mixing"}[a.get("mix", "trainer")]
     lines = [HEADER.replace("MIX_TEXT", mix_text),
              "## Matrix: PSNR-Y (dB) on held-out test photos; model − identity in brackets", "",
-             "| test data | n | identity | chain model | nine-types model | mix model |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| test data | n | identity | " + " | ".join(LABELS[mm] for mm in models) + " |",
+             "|---|---:|---:|" + "---:|" * len(models)]
     for t, row in m.items():
         if not row or row.get("identity") is None:
             continue
         cells = []
-        for model in MODELS:
+        for model in models:
             v = row.get(model)
             cells.append("-" if v is None else f"{v:.2f} ({v - row['identity']:+.2f})")
         name = f"**{t}**" if t == "nine types (mean)" else t
@@ -316,16 +340,16 @@ def report(m: dict, goals: list[dict], meta: dict) -> str:
         lines.append(f"- {'met' if g['met'] else 'NOT met'}: {g['goal']} — {g['detail']}")
     mc = meta["machine"]
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items()
-                     if k not in ("report", "report_only", "mix_degrader") or (k == "mix_degrader" and v))
-    lines += ["", "## Run", "", f"- command: `python bench/fitness.py {flags}` (`make fitness` runs it with "
-              "the defaults and --out out/fitness --report FITNESS.md)",
+                     if k not in ("report", "report_only"))
+    lines += ["", "## Run", "", (f"- command: `python bench/fitness.py {flags}` (`make fitness` runs it with "
+                                 "the defaults and --out out/fitness --report FITNESS.md)"),
               f"- total {meta['seconds'] / 60:.1f} min on {mc['cpus']} CPU(s)"
               + (f", GPU {mc['cuda']}" if mc.get("cuda") else "")
               + f"; load average at the end {mc.get('loadavg_at_end')}; {mc['platform']}, torch {mc['torch']}",
               f"- train photos: {', '.join(meta['train_photos'])}; test photos: {', '.join(meta['test_photos'])}",
-              f"- settings: steps {a['steps']}, NAFNet width {a['width']}, batch {a['batch']}, patch {a['patch']}, "
-              f"lr {a['lr']}, tiles {a['tile']} px (test stride {a['test_stride']}), threads {a['threads']}, "
-              f"jobs {a['jobs']}",
+              (f"- settings: steps {a['steps']}, NAFNet width {a['width']}, batch {a['batch']}, patch {a['patch']}, "
+               f"lr {a['lr']}, tiles {a['tile']} px (test stride {a['test_stride']}), threads {a['threads']}, "
+               f"jobs {a.get('jobs', 1)}"),
               "", "| step | seconds | command |", "|---|---:|---|"]
     for s in meta["steps"]:
         lines.append(f"| {s['what']} | {s['seconds']} | `{s['command']}` |")

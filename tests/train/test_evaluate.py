@@ -4,6 +4,7 @@ metric definitions themselves."""
 from __future__ import annotations
 
 import json
+import tarfile
 
 import cv2
 import numpy as np
@@ -55,6 +56,15 @@ def test_y_channel_and_border_crop_follow_the_sr_convention():
     m = full_reference(out, hq, border=2)
     assert m["psnr"] == float("inf") and m["ssim"] == pytest.approx(1.0) and m["ssim_y"] == pytest.approx(1.0)
     assert full_reference(out, hq, border=0)["psnr"] < 30
+    # SSIM is Wang et al.'s Gaussian-window SSIM (BasicSR's calculate_ssim): scikit-image's reference agrees
+    from skimage.metrics import structural_similarity
+
+    noisy = np.clip(hq.astype(int) + rng.integers(-40, 40, hq.shape), 0, 255).astype(np.uint8)
+    kw = {"data_range": 255.0, "gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+    got = full_reference(noisy, hq)
+    assert got["ssim"] == pytest.approx(structural_similarity(noisy.astype(float), hq.astype(float),
+                                                              channel_axis=2, **kw), abs=1e-9)
+    assert got["ssim_y"] == pytest.approx(structural_similarity(rgb_to_y(noisy), rgb_to_y(hq), **kw), abs=1e-9)
 
 
 # ------------------------------------------------------------------------------ trainer checkpoint
@@ -73,8 +83,7 @@ def test_evaluate_cli_on_a_dataset_by_type_with_json_and_grid(typed_data, tiny_c
     assert doc["model"]["kind"] == "pairforge" and doc["model"]["step"] == 3
     # the baseline of one sample, recomputed here: bicubic x2 of the LQ, border crop 2, PSNR on Y
     s = doc["samples"][0]
-    shard = sorted((typed_data / "shards").glob("*.tar"))[0]
-    import tarfile
+    shard = min((typed_data / "shards").glob("*.tar"))
     with tarfile.open(shard) as tar:
         hq = cv2.cvtColor(cv2.imdecode(np.frombuffer(tar.extractfile(f"{s['key']}.hq.png").read(), np.uint8), 1),
                           cv2.COLOR_BGR2RGB)
@@ -213,3 +222,24 @@ def test_basicsr_nafnet_layout_and_bad_files(tmp_path):
     torch.save({"params": {"foo.weight": torch.zeros(1)}}, bad)
     res = runner.invoke(app, ["evaluate", str(tmp_path), "-c", str(bad)])
     assert res.exit_code == 2 and "neither an RRDBNet" in res.output
+
+
+def test_a_folder_layout_dataset_on_s3(tiny_checkpoint, s3_bucket):
+    from pairforge.io.dataset import DatasetWriter
+    from pairforge.io.storage import open_storage
+
+    url = f"s3://{s3_bucket}/ds"
+    writer = DatasetWriter(open_storage(url), layout="folder")
+    rng = np.random.default_rng(3)
+    with writer.open_shard(0, 0, 3) as shard:
+        for i in range(3):
+            hq = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            lq = cv2.resize(hq, (16, 16), interpolation=cv2.INTER_AREA)
+            meta = {"source": {"kind": "files", "path": f"/p/{i}.png"},
+                    "degradation": {"chain": "realesrgan", "scale": 2}}
+            shard.write({"__key__": f"{i:010d}", "hq.png": png(hq), "lq.png": png(lq), "json": json.dumps(meta).encode()})
+        shard.commit()
+    r, info = load_model(tiny_checkpoint)
+    res = evaluate(r, info, [url], lpips="off", tile=None)
+    assert [row["key"] for row in res.rows] == [f"{i:010d}" for i in range(3)]
+    assert {tuple(row["types"]) for row in res.rows} == {("realesrgan",)} and res.rows[0]["border"] == 2

@@ -17,7 +17,13 @@ import cv2
 import numpy as np
 
 from pairforge.evaluate.data import EvalItem, iter_items
-from pairforge.evaluate.metrics import LPIPS, full_reference, load_nr_metrics, lower_is_better, no_reference
+from pairforge.evaluate.metrics import (
+    LPIPS,
+    full_reference,
+    load_nr_metrics,
+    lower_is_better,
+    no_reference,
+)
 from pairforge.io.provenance import degradations, source_label
 from pairforge.train.restore import Restorer, restore_array
 

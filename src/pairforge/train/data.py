@@ -37,7 +37,13 @@ from pairforge.train.pairs import (
 )
 from pairforge.train.shardlist import resolve_shards
 from pairforge.train.split import Splitter, source_group
-from pairforge.train.streams import Cursor, ErrorCounter, balanced, raw_samples, stream_shards
+from pairforge.train.streams import (
+    Cursor,
+    ErrorCounter,
+    balanced,
+    raw_samples,
+    stream_shards,
+)
 from pairforge.train.threads import data_worker_init
 
 log = logging.getLogger("pairforge.train")

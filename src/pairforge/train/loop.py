@@ -29,10 +29,28 @@ from pairforge.train.checkpoint import (
     set_rng_state,
 )
 from pairforge.train.config import TrainConfig
-from pairforge.train.data import PairStream, StreamPositions, load_val_pairs, make_train_loader
-from pairforge.train.distributed import DistContext, barrier, gather_objects, mean_across, setup_distributed, teardown
+from pairforge.train.data import (
+    PairStream,
+    StreamPositions,
+    load_val_pairs,
+    make_train_loader,
+)
+from pairforge.train.distributed import (
+    DistContext,
+    barrier,
+    gather_objects,
+    mean_across,
+    setup_distributed,
+    teardown,
+)
 from pairforge.train.ema import EMA
-from pairforge.train.losses import PerceptualLoss, PixelLoss, build_lpips, gan_loss, lpips_missing
+from pairforge.train.losses import (
+    PerceptualLoss,
+    PixelLoss,
+    build_lpips,
+    gan_loss,
+    lpips_missing,
+)
 from pairforge.train.metrics import CSVLog, tensorboard_writer
 from pairforge.train.nets import UNetDiscriminatorSN, build_generator
 from pairforge.train.optim import build_optimizer, build_scheduler, clip_gradients

@@ -79,10 +79,7 @@ def apply_threads(setting: int | str, device: torch.device, local_world_size: in
 def data_worker_init(_worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: one thread for torch and OpenCV in each data worker (decoding and
     cropping one pair at a time needs no more; more only competes with the training process)."""
-    torch.set_num_threads(1)
-    try:
-        import cv2
+    import cv2
 
-        cv2.setNumThreads(1)
-    except Exception:  # pragma: no cover - cv2 is a dependency
-        pass
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
