@@ -44,7 +44,6 @@ from pairforge.train.streams import (
     raw_samples,
     stream_shards,
 )
-from pairforge.train.threads import data_worker_init
 
 log = logging.getLogger("pairforge.train")
 
@@ -233,8 +232,6 @@ def make_train_loader(config: TrainConfig, rank: int = 0, world_size: int = 1, s
     kw = {}
     if d.num_workers > 0:
         kw["prefetch_factor"] = d.prefetch_factor
-    if d.num_workers > 0:
-        kw["worker_init_fn"] = data_worker_init
     return DataLoader(ds, batch_size=None, num_workers=d.num_workers, pin_memory=pin_memory, **kw)
 
 

@@ -4,8 +4,11 @@ Why this exists: torch sizes its intra-op pool from the machine's cores, not fro
 may use (affinity, a cgroup quota) nor from the other processes on them (DDP ranks on one host, the
 DataLoader's workers, other jobs). Oversubscribed OpenMP threads spin while they wait for each other; on a
 busy 2-core machine that made quickstart steps 3-10x slower and erratic. ``train.threads: auto`` gives each
-training process its share of the usable CPUs less one per data worker (each worker is a process with one
-thread that needs a core of its own), and at least one.
+training process its share of the usable CPUs less one per data worker (each worker is a process that
+needs a core of its own; PyTorch already gives each one a single intra-op thread), and at least one.
+
+Nothing here touches thread pools inside forked DataLoader workers: resizing OpenCV's or OpenMP's pool in
+a child forked from a process that already ran them waits for threads that do not exist there (a hang).
 """
 from __future__ import annotations
 
@@ -74,12 +77,3 @@ def apply_threads(setting: int | str, device: torch.device, local_world_size: in
         torch.set_num_threads(n)
         log.info("train.threads=%s: torch uses %d thread(s)", setting, n)
     return torch.get_num_threads()
-
-
-def data_worker_init(_worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one thread for torch and OpenCV in each data worker (decoding and
-    cropping one pair at a time needs no more; more only competes with the training process)."""
-    import cv2
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
