@@ -28,7 +28,9 @@ def _f(v, nd: int = 1) -> str:
 def where(m: dict) -> str:
     """One line: machine, date, git revision, load, and the busy-machine mark."""
     load = f"load average {m.get('loadavg_start', [0])[0]:.1f} at start, {m.get('loadavg_end', [0])[0]:.1f} at end"
-    mark = " **busy machine: wall times are indicative only, CPU times hold**" if m.get("busy") else ""
+    from benchutil import busy  # recomputed from the loads: the rule may have changed since the run
+
+    mark = " **busy machine: wall times are indicative only, CPU times hold**" if busy(m) else ""
     return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gb', '?')} GiB; Python {m.get('python', '?')}; "
             f"{m.get('date', '?')}; git `{m.get('git', '?')}`; {load}.{mark}")
 
