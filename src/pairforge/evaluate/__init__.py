@@ -6,6 +6,15 @@
 - :mod:`.run`     the evaluation loop and per-sample rows
 - :mod:`.report`  breakdowns by type/severity/source, terminal table, JSON, image grid
 """
-from pairforge.evaluate.run import EvalResult, evaluate
+from __future__ import annotations
 
 __all__ = ["EvalResult", "evaluate"]
+
+
+def __getattr__(name: str):
+    """Import the evaluation loop (torch) only when it is used, not when the CLI registers its command."""
+    if name in __all__:
+        from pairforge.evaluate import run
+
+        return getattr(run, name)
+    raise AttributeError(name)

@@ -5,7 +5,6 @@ the file and ``pairforge models pull`` (:mod:`pairforge.train.weights`), never a
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pairforge.train.config import PerceptualLossConfig, PixelLossConfig
+from pairforge.train.weights import default_vgg19_file, lpips_files, missing_lpips, missing_vgg19
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,14 +44,6 @@ def vgg19_layer_names() -> list[str]:
     return names
 
 
-def torch_cache_file(url: str, sub: str = "checkpoints") -> Path:
-    return Path(torch.hub.get_dir()) / sub / os.path.basename(url)
-
-
-def default_vgg19_file() -> Path:
-    from torchvision.models import VGG19_Weights
-
-    return torch_cache_file(VGG19_Weights.IMAGENET1K_V1.url)
 
 
 class VGGFeatures(nn.Module):
@@ -67,8 +59,6 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"unknown VGG19 layer(s) {unknown}; allowed: {names}")
         path = Path(weights_path) if weights_path else default_vgg19_file()
         if not path.is_file():
-            from pairforge.train.weights import missing_vgg19
-
             raise missing_vgg19(path)
         depth = max(names.index(n) for n in layers) + 1
         features = make_layers(cfgs["E"])[:depth]
@@ -106,13 +96,6 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def lpips_files(net: str = "alex") -> list[Path]:
-    """The local files pyiqa's LPIPS (v0.1) needs: the torchvision backbone and the linear heads."""
-    from torchvision.models import AlexNet_Weights, VGG16_Weights
-
-    backbone = AlexNet_Weights.IMAGENET1K_V1.url if net == "alex" else VGG16_Weights.IMAGENET1K_V1.url
-    heads = f"LPIPS_v0.1_{net}-" + ("df73285e.pth" if net == "alex" else "a78928a0.pth")
-    return [torch_cache_file(backbone), Path(torch.hub.get_dir()) / "pyiqa" / heads]
 
 
 def lpips_missing(net: str = "alex") -> list[Path]:
@@ -127,8 +110,6 @@ def build_lpips(net: str = "alex", used_by: str = "LPIPS") -> nn.Module:
     """pyiqa's LPIPS from local files only (raises MissingWeightsError naming what is missing)."""
     missing = lpips_missing(net)
     if missing:
-        from pairforge.train.weights import missing_lpips
-
         raise missing_lpips(missing, used_by)
     from pyiqa.archs.lpips_arch import LPIPS
 

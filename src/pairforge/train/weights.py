@@ -60,11 +60,32 @@ def missing_lpips(paths: list[Path], used_by: str = "LPIPS") -> MissingWeightsEr
         f"downloads; fetch them with `{PULL_HINT}` and run with TORCH_HOME=DIR/torch)")
 
 
+def torch_cache_file(url: str, sub: str = "checkpoints") -> Path:
+    """Where torch.hub keeps a downloaded file (TORCH_HOME decides)."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / sub / os.path.basename(url)
+
+
+def default_vgg19_file() -> Path:
+    from torchvision.models import VGG19_Weights
+
+    return torch_cache_file(VGG19_Weights.IMAGENET1K_V1.url)
+
+
+def lpips_files(net: str = "alex") -> list[Path]:
+    """The local files pyiqa's LPIPS (v0.1) needs: the torchvision backbone and the linear heads."""
+    import torch
+    from torchvision.models import AlexNet_Weights, VGG16_Weights
+
+    backbone = AlexNet_Weights.IMAGENET1K_V1.url if net == "alex" else VGG16_Weights.IMAGENET1K_V1.url
+    heads = f"LPIPS_v0.1_{net}-" + ("df73285e.pth" if net == "alex" else "a78928a0.pth")
+    return [torch_cache_file(backbone), Path(torch.hub.get_dir()) / "pyiqa" / heads]
+
+
 def required_weights(cfg) -> list[WeightFile]:
     """Every pretrained file a TrainConfig reads, at the path the trainer reads it from (which depends on
     TORCH_HOME for the defaults). ``val.lpips: auto`` counts: pulling its files is what turns it on."""
-    from pairforge.train.losses import default_vgg19_file, lpips_files
-
     out: list[WeightFile] = []
     p = cfg.loss.perceptual
     if p is not None and p.kind == "vgg":
