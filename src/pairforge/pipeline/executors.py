@@ -37,6 +37,29 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def run_bounded(submit: Callable[[ShardSpec], Future], pending: list[ShardSpec], in_flight: int,
+                on_record: OnRecord) -> None:
+    """Submit shards keeping at most ``in_flight`` queued or running (bounded memory); hand each record
+    to ``on_record`` as it completes; on any error cancel what has not started and re-raise."""
+    queue = iter(pending)
+    running: set[Future] = set()
+    try:
+        while True:
+            for spec in queue:
+                running.add(submit(spec))
+                if len(running) >= in_flight:
+                    break
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                on_record(fut.result())
+    except BaseException:
+        for fut in running:
+            fut.cancel()
+        raise
+
+
 class LocalExecutor:
     """Runs the stages in this process, no Ray: every core busy through threads, memory bounded.
 
@@ -87,23 +110,8 @@ class LocalExecutor:
         in_flight = self.shards_in_flight if shared else 1
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pairforge-rows") as rows, \
                 ThreadPoolExecutor(in_flight, thread_name_prefix="pairforge-shard") as shards:
-            queue = iter(pending)
-            running: set[Future] = set()
-            try:
-                while True:
-                    for spec in queue:
-                        running.add(shards.submit(_run_shard, stages, writer, spec, rows))
-                        if len(running) >= in_flight:
-                            break
-                    if not running:
-                        break
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        on_record(fut.result())
-            except BaseException:
-                for fut in running:
-                    fut.cancel()
-                raise
+            run_bounded(lambda spec: shards.submit(_run_shard, stages, writer, spec, rows), pending, in_flight,
+                        on_record)
 
 
     def _run_processes(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:
@@ -115,23 +123,8 @@ class LocalExecutor:
         payload = pickle.dumps({"stages": plan.stages, "run_url": plan.context.run_url, "output": plan.config.output})
         ctx = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_process_init, initargs=(payload,)) as procs:
-            queue = iter(pending)
-            running: set[Future] = set()
-            try:
-                while True:
-                    for spec in queue:
-                        running.add(procs.submit(_process_shard, spec))
-                        if len(running) >= max(self.shards_in_flight, self.workers):
-                            break
-                    if not running:
-                        break
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        on_record(fut.result())
-            except BaseException:
-                for fut in running:
-                    fut.cancel()
-                raise
+            run_bounded(lambda spec: procs.submit(_process_shard, spec), pending,
+                        max(self.shards_in_flight, self.workers), on_record)
 
 
 _PROCESS_STATE: dict = {}
