@@ -5,10 +5,21 @@ planning would be ``cpu`` for every worker, GPU workers included. Each stage the
 requested device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) at setup, from the resources its worker was
 given. A stage that does not use torch never calls this, and an ``auto`` worker that was given no GPU
 by Ray answers ``cpu`` without importing torch (Ray hides the GPUs of a worker that asked for none).
+
+``auto`` on a machine without any GPU also answers ``cpu`` without importing torch (importing it costs
+seconds of start-up, and the CPU paths of the degraders run on numpy/OpenCV): torch is asked only where a
+GPU driver, a device node or a visible-devices setting says one may exist, or when it is already loaded.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import Any
+
+#: files whose presence means a GPU torch could use may exist (NVIDIA driver, its device nodes, ROCm's
+#: kernel driver, WSL2's GPU paravirtualisation)
+_GPU_HINTS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
 
 
 def resolve_device(requested: str | None, placement: Any = None) -> str:
@@ -25,8 +36,26 @@ def resolve_device(requested: str | None, placement: Any = None) -> str:
 
 
 def _cuda_available() -> bool:
+    if "torch" not in sys.modules and not may_have_gpu():
+        return False
     try:
         import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def may_have_gpu() -> bool:
+    """Whether torch could find a CUDA (or ROCm) device in this process, answered without importing it:
+    False when torch is not installed, ``CUDA_VISIBLE_DEVICES`` hides every device, on macOS, or on Linux
+    with no GPU driver or device node; True otherwise (then torch itself is asked)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in _GPU_HINTS)
+    return True

@@ -118,6 +118,15 @@ def test_resize_to_size_matches_torch_interpolate(batch, mode, size):
     assert (resize(batch, size=size, mode=mode) - ref).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("size", [(24, 20), (31, 17), (130, 90), (96, 80), (48, 40), (200, 41)])
+def test_nearest_resizes_match_torch_interpolate(batch, size):
+    assert torch.equal(resize(batch, size=size, mode="nearest"), F.interpolate(batch, size=size, mode="nearest"))
+    assert torch.equal(resize(batch, size=size, mode="nearest", grid="registered"),
+                       F.interpolate(batch, size=size, mode="nearest-exact"))
+    for s in (0.37, 0.5, 1.5):
+        assert torch.equal(resize(batch, scale=s, mode="nearest"), F.interpolate(batch, scale_factor=s, mode="nearest"))
+
+
 def test_diffjpeg_mode_matches_basicsr_diffjpeg(batch):
     q = [30.0, 47.5, 71.2, 95.0]
     x = batch[:, :, :90, :77]  # not a multiple of 16: exercises the padding
@@ -223,18 +232,44 @@ def test_wide_images_filter_in_strips_with_the_same_result():
 
 
 def test_torch_paths_that_cuda_runs_agree_with_the_cpu_paths(batch):
-    """CUDA runs torch implementations of USM and noise; on this CPU they are checked against BasicSR
-    and against the OpenCV/numpy CPU paths (same noise field, same result)."""
+    """CUDA runs torch implementations of USM, noise, resizes and DiffJPEG; the CPU runs numpy/OpenCV ones.
+    On this CPU the torch ones are checked against BasicSR and against the numpy ones (the same noise
+    field gives the same result; the generators differ, so Poisson draws are compared in distribution)."""
     assert (filtering.usm_sharpen_torch(batch) - IPU.USMSharp()(batch)).abs().max() < 1e-5
-    x = batch[:1].contiguous(memory_format=torch.channels_last)
+    x = batch[:1].contiguous()
+    img = x[0].permute(1, 2, 0).numpy().copy()
     for kind, cov in (("color", None), ("gray", None), ("correlated", kernels.correlated_noise_cov(np.random.default_rng(0), 12.0))):
         for mult in (False, True):
-            z = noise._randn_like(x, 1 if kind == "gray" else 3, 42)
-            a = noise._add_noise_cpu(x, z, 12.0, kind, cov, mult, True)
-            b = noise.add_noise_torch(x, z, 12.0, kind, cov, mult, True)
-            assert (a - b).abs().max() < 1e-5
+            z = noise.standard_normal_hwc(42, img.shape[0], img.shape[1], 1 if kind == "gray" else 3)
+            a = noise.add_noise_hwc(img, z, 12.0, kind, cov, mult, True)
+            zt = torch.from_numpy(z).permute(2, 0, 1)[None]
+            b = noise.add_noise_torch(x, zt, 12.0, kind, cov, mult, True)[0].permute(1, 2, 0).numpy()
+            assert np.abs(a - b).max() < 1e-5
     for gray in (False, True):
-        a, va = noise._poisson_cpu(x, 2.0, gray, 3, None, True)
+        a, va = noise.poisson_noise_hwc(img, 2.0, gray, 3, None, True)
         b, vb = noise.poisson_torch(x, 2.0, gray, 3, None, True)
         assert va == vb
-        assert abs((a - x).std().item() / (b - x).std().item() - 1) < 0.05
+        b = b[0].permute(1, 2, 0).numpy()
+        assert abs((a - img).std() / (b - img).std() - 1) < 0.05
+    q = [30.0, 47.5, 71.2, 95.0]
+    xs = batch[:, :, :90, :77].contiguous()
+    assert (jpeg.diffjpeg_torch(xs, q) - jpeg.diffjpeg(xs, q)).abs().max() < 1e-4
+
+
+def test_cpu_noise_is_numpys_and_per_sample():
+    """The CPU noise comes from numpy's generator seeded with the sample's noise seed (a CUDA run draws
+    its own field from torch's generator on the device): same seed, same field, whatever else runs."""
+    img = np.full((40, 30, 3), 0.5, np.float32)
+    a = noise.gaussian_noise_hwc(img, 10.0, "color", 5, clip=False)
+    z = np.random.Generator(np.random.PCG64(5)).standard_normal((40, 30, 3), dtype=np.float32)
+    assert np.allclose(a - img, z * np.float32(10.0 / 255.0), atol=1e-7)
+    b, v = noise.poisson_noise_hwc(img, 1.0, False, 5, vals=1000.0)  # not a power of two: numpy's sampler
+    assert v == 1000.0 and abs(float((b - img).std()) - math.sqrt(0.5 / 1000)) < 0.003
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_antialiased_resize_matches_torch(batch, mode):
+    for kw in ({"scale": 0.3}, {"scale": 0.77}, {"scale": 1.31}, {"size": (40, 33)}):
+        ref = F.interpolate(batch, **({"scale_factor": kw["scale"]} if "scale" in kw else kw), mode=mode,
+                            antialias=True, align_corners=False)
+        assert (resize(batch, **kw, mode=mode, antialias=True) - ref).abs().max() < 1e-4

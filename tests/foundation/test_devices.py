@@ -69,6 +69,25 @@ def test_a_ray_worker_given_no_gpu_answers_cpu_without_importing_torch():
     assert out.split() == ["cpu", "False"]
 
 
+def test_auto_where_no_gpu_can_exist_answers_cpu_without_importing_torch():
+    """Start-up (issue 14.1): ``auto`` asks torch only where a GPU may exist (driver, device node, visible
+    devices); with every device hidden it answers cpu and torch stays unloaded."""
+    import os
+
+    code = "import sys; from pairforge.devices import resolve_device; print(resolve_device('auto'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}).stdout
+    assert out.split() == ["cpu", "False"]
+
+
+def test_auto_asks_torch_once_it_is_loaded(cuda):
+    # a process that already imported torch gets torch's answer (what the GPU-worker tests rely on)
+    cuda["available"] = True
+    assert resolve_device("auto") == "cuda"
+    cuda["available"] = False
+    assert resolve_device("auto") == "cpu"
+
+
 def test_a_cpu_degradation_run_never_imports_torch(tmp_path):
     code = f"""
 import sys

@@ -8,16 +8,21 @@ it), so each sample goes through OpenCV instead: a sum of separable passes when 
 numerical rank (a Gaussian is rank 1; 21 taps ~3-5 ms), else a direct filter (split into row bands below
 OpenCV's DFT threshold) or a real-DFT correlation, whichever the measured cost model says is cheaper.
 Both paths use the same border rule (reflect without repeating the edge = ``BORDER_REFLECT_101``).
+
+The numpy functions (``filter_hwc``, ``usm_hwc``) are what the CPU chain runs; this module imports torch
+only inside the tensor functions, so the CPU path never loads it.
 """
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch loads when a tensor is filtered (the CUDA path), not with this module
+    import torch
 
 #: A rank-r separable approximation is used only when the dropped part of the kernel is this small
 #: (Frobenius norm, kernels sum to 1): the output moves by < 2e-5, far below one 8-bit step (0.0039).
@@ -188,6 +193,8 @@ def to_hwc(x: torch.Tensor) -> np.ndarray:
 
 def from_hwc(a: np.ndarray) -> torch.Tensor:
     """An H x W x C array as a (1, C, H, W) tensor in channels-last storage (no copy)."""
+    import torch
+
     if a.ndim == 2:
         a = a[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
@@ -200,6 +207,8 @@ def _pad_mode(h: int, w: int, p: int) -> str:
 
 def filter2d_torch(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Grouped-convolution filter2d: ``x`` (B, C, H, W), ``kernels`` (B, k, k) or (1, k, k), k odd."""
+    import torch.nn.functional as F
+
     b, c, h, w = x.shape
     k = kernels.shape[-1]
     if k % 2 != 1:
@@ -218,6 +227,8 @@ def filter2d(x: torch.Tensor, kernels: list[np.ndarray] | np.ndarray) -> torch.T
 
     CPU: OpenCV per sample (separable when possible). Other devices: one grouped conv per kernel size.
     """
+    import torch
+
     if isinstance(kernels, np.ndarray) and kernels.ndim == 2:
         kernels = [kernels] * x.shape[0]
     if len(kernels) != x.shape[0]:
@@ -272,6 +283,8 @@ def usm_hwc(img: np.ndarray, g: np.ndarray, weight: float, threshold: float) -> 
 
 
 def _sep_blur_torch(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
     b, c, h, w = x.shape
     k = g.numel()
     p = k // 2
@@ -287,6 +300,8 @@ def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshol
     ``soft = blur(|x - blur(x)|*255 > threshold)``. The Gaussian is separable, so it runs as two 1D passes."""
     g = usm_gaussian_1d(radius)
     if x.device.type == "cpu":
+        import torch
+
         outs = [from_hwc(usm_hwc(to_hwc(x[i]), g.astype(np.float32), weight, threshold)) for i in range(x.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
     return usm_sharpen_torch(x, weight, radius, threshold)
@@ -294,6 +309,8 @@ def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshol
 
 def usm_sharpen_torch(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> torch.Tensor:
     """The batched torch USM (any device; what CUDA runs): two separable grouped-conv passes per blur."""
+    import torch
+
     g = usm_gaussian_1d(radius)
     gt = torch.from_numpy(g).to(device=x.device, dtype=x.dtype)
     blur = _sep_blur_torch(x, gt)
@@ -302,3 +319,8 @@ def usm_sharpen_torch(x: torch.Tensor, weight: float = 0.5, radius: int = 50, th
     soft = _sep_blur_torch(mask, gt)
     sharp = torch.clamp(x + weight * residual, 0, 1)
     return soft * sharp + (1 - soft) * x
+
+
+def usm_np(img: np.ndarray, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> np.ndarray:
+    """:func:`usm_sharpen` of one H x W x C float32 image (the CPU chain's USM; no torch)."""
+    return usm_hwc(np.ascontiguousarray(img, dtype=np.float32), usm_gaussian_1d(radius).astype(np.float32), weight, threshold)

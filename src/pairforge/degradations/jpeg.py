@@ -10,19 +10,24 @@ JPEG YCbCr, chroma 2x2 average pooling, 8x8 orthonormal DCT, division by the sta
 ``5000/q/100`` (q < 50) or ``(200 - 2q)/100`` without integer rounding or clamping, round, multiply back,
 inverse DCT, nearest chroma upsampling, clamp to [0, 255]. Upstream's luma/chroma tables are used in
 transposed orientation (its quirk, kept so that results match), and the output is not rounded to 8 bit.
+
+Both exist as numpy functions for one H x W x 3 image (:func:`jpeg_hwc`, :func:`diffjpeg_hwc`: what the
+CPU chain runs, no torch) and as tensor functions for batches (the DiffJPEG model batched on CUDA).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from pairforge.degradations.filtering import from_hwc, to_hwc
+
+if TYPE_CHECKING:  # torch loads for tensors (the CUDA path), not with this module
+    import torch
 
 # ITU T.81 Annex K tables, row = vertical frequency.
 _LUMA_TABLE = np.array(
@@ -67,6 +72,8 @@ def jpeg_hwc(a: np.ndarray, quality: int) -> np.ndarray:
 
 def jpeg_libjpeg(x: torch.Tensor, qualities: Sequence[int]) -> torch.Tensor:
     """Compress/decompress each sample of (B, 3, H, W) in [0, 1] with a real encoder at integer quality."""
+    import torch
+
     outs = []
     for b in range(x.shape[0]):
         a = to_hwc(x[b].detach().float().cpu())
@@ -80,14 +87,53 @@ def quality_to_factor(quality: float) -> float:
     return q / 100.0
 
 
-@lru_cache(maxsize=8)
-def _dct_matrix(device: str) -> torch.Tensor:
+@lru_cache(maxsize=1)
+def _dct_np() -> np.ndarray:
+    """The orthonormal 8-point DCT-II matrix (row = frequency), float32."""
     d = np.zeros((8, 8), dtype=np.float64)
     for u in range(8):
         a = math.sqrt(0.5) if u == 0 else 1.0
         for x in range(8):
             d[u, x] = 0.5 * a * math.cos((2 * x + 1) * u * math.pi / 16)
-    return torch.from_numpy(d.astype(np.float32)).to(device)
+    return d.astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(device: str) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(_dct_np()).to(device)
+
+
+def _jpeg_component_np(c: np.ndarray, table: np.ndarray, factor: float) -> np.ndarray:
+    """DCT, quantise (round(coef / q) * q), inverse DCT of one plane whose sides are multiples of 8."""
+    h, w = c.shape
+    d = _dct_np()
+    blocks = c.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3) - np.float32(128.0)
+    coef = d @ blocks @ d.T
+    q = table * np.float32(factor)
+    coef = np.round(coef / q) * q
+    return (d.T @ coef @ d).transpose(0, 2, 1, 3).reshape(h, w) + np.float32(128.0)
+
+
+def diffjpeg_hwc(a: np.ndarray, quality: float) -> np.ndarray:
+    """:func:`diffjpeg` of one H x W x 3 float32 image in [0, 1] at a float quality (numpy; the CPU chain)."""
+    h, w = a.shape[:2]
+    f = quality_to_factor(float(quality))
+    x = np.zeros((h + (-h) % 16, w + (-w) % 16, 3), np.float32)
+    np.clip(a, 0.0, 1.0, out=x[:h, :w])
+    x *= np.float32(255.0)
+    ycc = x @ _RGB2YCC.T
+    ycc[..., 1:] += np.float32(128.0)
+    ph, pw = ycc.shape[:2]
+    cbcr = ycc[..., 1:].reshape(ph // 2, 2, pw // 2, 2, 2).mean(axis=(1, 3), dtype=np.float32)
+    y = _jpeg_component_np(np.ascontiguousarray(ycc[..., 0]), _LUMA_TABLE.T, f)
+    up = lambda c: np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)
+    cb = up(_jpeg_component_np(np.ascontiguousarray(cbcr[..., 0]), _CHROMA_TABLE.T, f))
+    cr = up(_jpeg_component_np(np.ascontiguousarray(cbcr[..., 1]), _CHROMA_TABLE.T, f))
+    rgb = np.stack([y, cb - np.float32(128.0), cr - np.float32(128.0)], axis=-1) @ _YCC2RGB.T
+    np.clip(rgb, 0.0, 255.0, out=rgb)
+    return np.ascontiguousarray(rgb[:h, :w]) / np.float32(255.0)
 
 
 def _blocks(c: torch.Tensor) -> torch.Tensor:
@@ -101,6 +147,8 @@ def _unblocks(c: torch.Tensor) -> torch.Tensor:
 
 
 def _jpeg_component(c: torch.Tensor, table: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    import torch
+
     d = _dct_matrix(str(c.device))
     blocks = _blocks(c) - 128.0
     coef = d @ blocks @ d.T
@@ -110,7 +158,21 @@ def _jpeg_component(c: torch.Tensor, table: torch.Tensor, factors: torch.Tensor)
 
 
 def diffjpeg(x: torch.Tensor, qualities: Sequence[float]) -> torch.Tensor:
-    """DiffJPEG-compatible float JPEG model of (B, 3, H, W) in [0, 1] with per-sample float qualities."""
+    """DiffJPEG-compatible float JPEG model of (B, 3, H, W) in [0, 1] with per-sample float qualities
+    (CPU tensors: :func:`diffjpeg_hwc` per sample; other devices: :func:`diffjpeg_torch`, batched)."""
+    import torch
+
+    if x.device.type == "cpu":
+        outs = [from_hwc(diffjpeg_hwc(to_hwc(x[i].float()), float(q))) for i, q in enumerate(qualities)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+    return diffjpeg_torch(x, qualities)
+
+
+def diffjpeg_torch(x: torch.Tensor, qualities: Sequence[float]) -> torch.Tensor:
+    """The DiffJPEG model batched with torch ops (any device; what CUDA runs)."""
+    import torch
+    import torch.nn.functional as F
+
     b, _, h, w = x.shape
     factors = torch.tensor([quality_to_factor(float(q)) for q in qualities], dtype=torch.float32, device=x.device)
     ph, pw = (-h) % 16, (-w) % 16

@@ -3,27 +3,42 @@ noise on (B, C, H, W) float images in [0, 1].
 
 Every sample draws its noise field from its own generator (``seeds[b]``), so a sample's noise never
 depends on what else is in the batch. Sigmas are in 0-255 units as in Real-ESRGAN's options.
+
+The CPU chain runs the numpy functions (:func:`gaussian_noise_hwc`, :func:`poisson_noise_hwc`): noise from
+numpy's generator (float32 ziggurat normals; Poisson by table inversion or numpy's sampler), no torch.
+The tensor functions run the same numpy code per sample for CPU tensors and torch's generators on CUDA
+(a CUDA run and a CPU run of the same seed therefore draw different, equally distributed noise fields).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from scipy import special
 
 from pairforge.seeding import rng_from_seed, torch_generator
+
+if TYPE_CHECKING:  # torch loads for tensors (the CUDA path), not with this module
+    import torch
 
 #: Luma weights of torchvision's rgb_to_grayscale (BasicSR's gray Poisson noise uses them).
 LUMA = (0.2989, 0.587, 0.114)
 
 
-def _randn_like(x1: torch.Tensor, channels: int, seed: int) -> torch.Tensor:
+def standard_normal_hwc(seed: int, h: int, w: int, channels: int) -> np.ndarray:
+    """A float32 standard normal field H x W x C from the sample's own numpy generator."""
+    return rng_from_seed(seed).standard_normal((h, w, channels), dtype=np.float32)
+
+
+def _randn_torch(x1: torch.Tensor, channels: int, seed: int) -> torch.Tensor:
     """Standard normal field shaped like sample ``x1`` (1, C, H, W) but with ``channels`` channels, laid
-    out channels-last (the CPU engine's storage), drawn from the sample's own generator."""
+    out channels-last, from a torch generator on ``x1``'s device (the CUDA path)."""
+    import torch
+
     _, _, h, w = x1.shape
     g = torch_generator(seed, device=x1.device.type if x1.device.type != "cuda" else str(x1.device))
     return torch.randn((1, h, w, channels), generator=g, device=x1.device, dtype=torch.float32).permute(0, 3, 1, 2)
@@ -34,6 +49,45 @@ def _cov_factor(cov: np.ndarray) -> np.ndarray:
     # not-quite-PSD matrices the elementwise abs above can produce
     _, s, vh = np.linalg.svd(cov)
     return np.sqrt(s)[:, None] * vh
+
+
+def _check_kind(kind: str, cov) -> None:
+    if kind not in ("gray", "color", "correlated"):
+        raise ValueError(f"unknown noise kind {kind!r}")
+    if kind == "correlated" and cov is None:
+        raise ValueError("correlated noise needs a covariance")
+
+
+def gaussian_noise_hwc(
+    img: np.ndarray,
+    sigma: float,
+    kind: str,
+    seed: int,
+    cov: list | None = None,
+    multiplicative: bool = False,
+    clip: bool = True,
+) -> np.ndarray:
+    """:func:`gaussian_noise` of one H x W x C float32 image (numpy generator; what the CPU chain runs)."""
+    _check_kind(kind, cov)
+    h, w, c = img.shape
+    z = standard_normal_hwc(seed, h, w, 1 if kind == "gray" else c)
+    return add_noise_hwc(img, z, sigma, kind, cov, multiplicative, clip)
+
+
+def add_noise_hwc(img: np.ndarray, z: np.ndarray, sigma: float, kind: str, cov, multiplicative: bool,
+                  clip: bool) -> np.ndarray:
+    """Add a drawn standard-normal field ``z`` (H x W x C', C' = 1 for gray) as noise (numpy/OpenCV)."""
+    if kind == "correlated":
+        n = cv2.transform(z, _cov_factor(np.asarray(cov, dtype=np.float64)).T.astype(np.float32))
+        n = n.reshape(z.shape)
+    else:
+        n = z * np.float32(sigma / 255.0)
+    if kind == "gray" and img.shape[2] != 1:
+        n = np.broadcast_to(n, img.shape)
+    out = img + (img * n if multiplicative else n)
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def gaussian_noise(
@@ -47,24 +101,29 @@ def gaussian_noise(
 ) -> torch.Tensor:
     """Add N(0, sigma/255) noise per sample: ``kind`` "color" (independent channels), "gray" (one field
     for all channels) or "correlated" (3-channel noise with covariance ``covs[b]``). With
-    ``multiplicative`` the noise is scaled by the image (speckle). Clamped to [0, 1] when ``clip``."""
+    ``multiplicative`` the noise is scaled by the image (speckle). Clamped to [0, 1] when ``clip``.
+    CPU tensors: :func:`gaussian_noise_hwc` per sample; other devices: torch's generator there."""
+    import torch
+
+    from pairforge.degradations.filtering import from_hwc, to_hwc
+
     outs = []
     for b in range(x.shape[0]):
         xb = x[b : b + 1]
-        c = xb.shape[1]
-        kind = kinds[b]
-        if kind not in ("gray", "color", "correlated"):
-            raise ValueError(f"unknown noise kind {kind!r}")
-        if kind == "correlated" and (covs is None or covs[b] is None):
-            raise ValueError("correlated noise needs a covariance")
-        z = _randn_like(xb, 1 if kind == "gray" else c, seeds[b])  # (1, C', H, W) view of (1, H, W, C')
-        add = _add_noise_cpu if x.device.type == "cpu" else add_noise_torch
-        outs.append(add(xb, z, sigmas[b], kind, covs[b] if covs else None, multiplicative, clip))
+        cov = covs[b] if covs else None
+        _check_kind(kinds[b], cov)
+        if x.device.type == "cpu":
+            outs.append(from_hwc(gaussian_noise_hwc(to_hwc(xb[0]), sigmas[b], kinds[b], seeds[b], cov, multiplicative, clip)))
+            continue
+        z = _randn_torch(xb, 1 if kinds[b] == "gray" else xb.shape[1], seeds[b])  # (1, C', H, W) view of (1, H, W, C')
+        outs.append(add_noise_torch(xb, z, sigmas[b], kinds[b], cov, multiplicative, clip))
     return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
 
 
 def add_noise_torch(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tensor:
     """Add a drawn standard-normal field ``z`` as noise with torch ops (any device; what CUDA runs)."""
+    import torch
+
     if kind == "correlated":
         a = torch.as_tensor(_cov_factor(np.asarray(cov, dtype=np.float64)), dtype=torch.float32, device=xb.device)
         n = (z.permute(0, 2, 3, 1) @ a).permute(0, 3, 1, 2)
@@ -74,31 +133,17 @@ def add_noise_torch(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tens
     return torch.clamp(out, 0, 1) if clip else out
 
 
-def _add_noise_cpu(xb, z, sigma, kind, cov, multiplicative, clip) -> torch.Tensor:
-    # numpy/OpenCV arithmetic: no torch OpenMP regions on the CPU path (see engine notes)
-    from pairforge.degradations.filtering import from_hwc, to_hwc
-
-    img = to_hwc(xb[0])
-    n = z[0].permute(1, 2, 0).numpy()  # H x W x C' (contiguous: drawn channels-last)
-    if kind == "correlated":
-        n = cv2.transform(n, _cov_factor(np.asarray(cov, dtype=np.float64)).T.astype(np.float32))
-    else:
-        n = n * np.float32(sigma / 255.0)
-    if kind == "gray" and img.shape[2] != 1:
-        n = np.broadcast_to(n, img.shape)
-    out = img + (img * n if multiplicative else n)
-    if clip:
-        np.clip(out, 0.0, 1.0, out=out)
-    return from_hwc(out)
-
-
 def quantize8(x: torch.Tensor) -> torch.Tensor:
     """Round to the 8-bit grid and back to [0, 1] floats."""
+    import torch
+
     return torch.clamp(torch.round(x * 255.0), 0, 255) / 255.0
 
 
 def distinct_levels(q: torch.Tensor) -> int:
     """Number of distinct values of an 8-bit-quantised image (bincount; same count as torch.unique)."""
+    import torch
+
     idx = torch.round(q * 255.0).to(torch.int64).flatten()
     return int((torch.bincount(idx, minlength=256) > 0).sum())
 
@@ -169,6 +214,28 @@ def _luma(x1: torch.Tensor) -> torch.Tensor:
     return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 
 
+def poisson_noise_hwc(img: np.ndarray, scale: float, gray: bool, seed: int, vals: float | None = None,
+                      clip: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`poisson_noise` of one H x W x C float32 image (numpy; what the CPU chain runs). Returns the
+    image and the photon scale used. Powers of two up to 1024 (BasicSR's rule) draw by exact table
+    inversion; other scales (BSRGAN's 10**U(2, 4)) with numpy's Poisson sampler."""
+    src = img
+    if gray and img.shape[2] == 3:
+        src = cv2.transform(img, np.array([LUMA], dtype=np.float32)).reshape(img.shape[0], img.shape[1], 1)
+    levels = cv2.convertScaleAbs(np.maximum(src, 0), alpha=255.0).reshape(src.shape)  # round half-even, clamp 255
+    v = float(vals) if vals is not None else poisson_vals(int(np.count_nonzero(np.bincount(levels.ravel(), minlength=256))))
+    q = np.divide(levels, np.float32(255.0), dtype=np.float32)
+    if _table_ok(v):
+        counts = poisson_levels_cpu(levels, v, seed)
+    else:
+        counts = rng_from_seed(seed).poisson(q.astype(np.float64) * v).astype(np.float32)
+    noise = counts / np.float32(v) - q
+    out = img + np.float32(scale) * noise
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out, v
+
+
 def poisson_noise(
     x: torch.Tensor,
     scales: Sequence[float],
@@ -179,17 +246,21 @@ def poisson_noise(
 ) -> tuple[torch.Tensor, list[float]]:
     """Shot noise as Real-ESRGAN: quantise to 8 bit, ``Poisson(q*vals)/vals - q`` (on luma and broadcast
     when ``gray``), scaled by ``scales[b]`` and added to the input. ``vals[b]`` None means BasicSR's rule
-    (next power of two above the number of distinct values). Returns the images and the vals used."""
+    (next power of two above the number of distinct values). Returns the images and the vals used.
+    CPU tensors: :func:`poisson_noise_hwc` per sample; other devices: ``torch.poisson`` there."""
+    import torch
+
+    from pairforge.degradations.filtering import from_hwc, to_hwc
+
     outs, used = [], []
     for b in range(x.shape[0]):
         xb = x[b : b + 1]
         v_given = vals[b] if vals is not None else None
         if x.device.type == "cpu":
-            out, v = _poisson_cpu(xb, scales[b], grays[b], seeds[b], v_given, clip)
-            outs.append(out)
-            used.append(v)
-            continue
-        out, v = poisson_torch(xb, scales[b], grays[b], seeds[b], v_given, clip)
+            a, v = poisson_noise_hwc(to_hwc(xb[0]), scales[b], grays[b], seeds[b], v_given, clip)
+            out = from_hwc(a)
+        else:
+            out, v = poisson_torch(xb, scales[b], grays[b], seeds[b], v_given, clip)
         outs.append(out)
         used.append(v)
     return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), used
@@ -197,6 +268,8 @@ def poisson_noise(
 
 def poisson_torch(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, float]:
     """Shot noise of one sample with torch ops and torch.poisson (any device; what CUDA runs)."""
+    import torch
+
     src = _luma(xb) if gray and xb.shape[1] == 3 else xb
     q = quantize8(src)
     v = float(v_given) if v_given is not None else poisson_vals(distinct_levels(q))
@@ -204,24 +277,3 @@ def poisson_torch(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, f
     noise = torch.poisson(q * v, generator=g) / v - q
     out = xb + scale * noise
     return (torch.clamp(out, 0, 1) if clip else out), v
-
-
-def _poisson_cpu(xb, scale, gray, seed, v_given, clip) -> tuple[torch.Tensor, float]:
-    from pairforge.degradations.filtering import from_hwc, to_hwc
-
-    img = to_hwc(xb[0])
-    src = img
-    if gray and img.shape[2] == 3:
-        src = cv2.transform(img, np.array([LUMA], dtype=np.float32)).reshape(img.shape[0], img.shape[1], 1)
-    levels = cv2.convertScaleAbs(np.maximum(src, 0), alpha=255.0).reshape(src.shape)  # round half-even, clamp 255
-    v = float(v_given) if v_given is not None else poisson_vals(int(np.count_nonzero(np.bincount(levels.ravel(), minlength=256))))
-    q = np.divide(levels, np.float32(255.0), dtype=np.float32)
-    if _table_ok(v):
-        counts = poisson_levels_cpu(levels, v, seed)
-    else:
-        counts = torch.poisson(torch.from_numpy(q * np.float32(v)), generator=torch_generator(seed)).numpy()
-    noise = counts / np.float32(v) - q
-    out = img + np.float32(scale) * noise
-    if clip:
-        np.clip(out, 0.0, 1.0, out=out)
-    return from_hwc(out), v

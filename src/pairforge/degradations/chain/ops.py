@@ -4,6 +4,10 @@ samples its parameters per sample (:meth:`sample`) and applies them to a batch (
 Sampling and applying are separate so that a sample's whole plan (every random draw) is fixed before any
 pixel is touched: the plan is the JSON record, and applying a plan is deterministic. ``sample`` appends
 :class:`Step` objects to the plan; composite ops (``one_of``, ``sequence``) append their children's.
+
+Every concrete op applies its parameters two ways: :meth:`OpBase.apply_np` to one H x W x C float32 numpy
+image (the CPU path: numpy/OpenCV, torch is never imported) and :meth:`OpBase.apply` to a (B, C, H, W)
+tensor batch (the CUDA path: samples in lockstep, same-shape steps batched).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from pairforge.configbase import StrictModel
 from pairforge.degradations import kernels
 
-if TYPE_CHECKING:  # torch and OpenCV load only when a chain runs, not when a config is validated
+if TYPE_CHECKING:  # torch loads only when a chain runs on CUDA, not when a config is validated
     import torch
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -196,6 +200,11 @@ class OpBase(StrictModel):
         (OpBase is a pydantic model, so it cannot be an ``abc.ABC`` inside the ops union)."""
         raise NotImplementedError(f"op {type(self).__name__} does not define apply()")
 
+    def apply_np(self, a: np.ndarray, p: dict, env: Env) -> np.ndarray:
+        """Apply the op to one H x W x C float32 image with the parameters ``draw`` made (numpy/OpenCV,
+        the CPU path); records what it decided while running (``out_size``, ...) in ``p`` like ``apply``."""
+        raise NotImplementedError(f"op {type(self).__name__} does not define apply_np()")
+
 
 # --------------------------------------------------------------------------------------------------
 # sharpening and blur
@@ -217,6 +226,11 @@ class UsmOp(OpBase):
         from pairforge.degradations import filtering
 
         return filtering.usm_sharpen(x, self.weight, self.radius, self.threshold)
+
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import filtering
+
+        return filtering.usm_np(a, self.weight, self.radius, self.threshold)
 
 
 KernelType = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
@@ -292,6 +306,11 @@ class BlurOp(OpBase):
 
         return filtering.filter2d(x, [kernels.kernel_from_params(p["kernel"]) for p in params])
 
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import filtering
+
+        return filtering.filter_hwc(a, kernels.kernel_from_params(p["kernel"]))
+
 
 # --------------------------------------------------------------------------------------------------
 # resizing
@@ -352,22 +371,28 @@ class ResizeOp(OpBase):
     def group_key(self, params):
         return (params["mode"], params["scale"], tuple(params.get("size") or ()))
 
+    def _target(self, hw: tuple[int, int], p: dict) -> dict:
+        """``size=`` or ``scale=`` for the resize of an image of ``hw`` with the drawn ``p``."""
+        if "size" in p:
+            return {"size": tuple(p["size"])}
+        if "min_size" in p and any(int(n * p["scale"]) < m for n, m in zip(hw, p["min_size"])):
+            return {"size": tuple(max(int(n * p["scale"]), m) for n, m in zip(hw, p["min_size"]))}
+        return {"scale": p["scale"]}
+
     def apply(self, x, params, env):
         from pairforge.degradations.resize import resize
 
         p = params[0]
-        g = env.resize_grid
-        if "size" in p:
-            y = resize(x, size=tuple(p["size"]), mode=p["mode"], antialias=self.antialias, grid=g)
-        elif "min_size" in p and any(
-            int(n * p["scale"]) < m for n, m in zip(x.shape[-2:], p["min_size"])
-        ):
-            size = tuple(max(int(n * p["scale"]), m) for n, m in zip(x.shape[-2:], p["min_size"]))
-            y = resize(x, size=size, mode=p["mode"], antialias=self.antialias, grid=g)
-        else:
-            y = resize(x, scale=p["scale"], mode=p["mode"], antialias=self.antialias, grid=g)
+        y = resize(x, **self._target(tuple(x.shape[-2:]), p), mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
         for q in params:
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
+        return y
+
+    def apply_np(self, a, p, env):
+        from pairforge.degradations.resize import resize_hwc
+
+        y = resize_hwc(a, **self._target(a.shape[:2], p), mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
+        p["out_size"] = [int(y.shape[0]), int(y.shape[1])]
         return y
 
 
@@ -394,17 +419,25 @@ class ResizeToOp(OpBase):
     def group_key(self, params):
         return (params["mode"], tuple(params.get("size") or ()), params["target"])
 
+    def _size(self, hw: tuple[int, int], p: dict) -> tuple[int, int]:
+        from pairforge.degradations.resize import scaled_size
+
+        return tuple(p["size"]) if "size" in p else scaled_size(hw[0], hw[1], float(self.target))
+
     def apply(self, x, params, env):
-        from pairforge.degradations.resize import resize, scaled_size
+        from pairforge.degradations.resize import resize
 
         p = params[0]
-        if "size" in p:
-            size = tuple(p["size"])
-        else:
-            size = scaled_size(x.shape[-2], x.shape[-1], float(self.target))
-        y = resize(x, size=size, mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
+        y = resize(x, size=self._size(tuple(x.shape[-2:]), p), mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
         for q in params:
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
+        return y
+
+    def apply_np(self, a, p, env):
+        from pairforge.degradations.resize import resize_hwc
+
+        y = resize_hwc(a, size=self._size(a.shape[:2], p), mode=p["mode"], antialias=self.antialias, grid=env.resize_grid)
+        p["out_size"] = [int(y.shape[0]), int(y.shape[1])]
         return y
 
 
@@ -450,6 +483,21 @@ class SubsampleOp(OpBase):
             q["out_size"] = [int(y.shape[-2]), int(y.shape[-1])]
         return y
 
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import filtering
+        from pairforge.degradations.resize import resize_hwc
+
+        f = p["factor"]
+        h, w = a.shape[:2]
+        if env.resize_grid == "registered" and (h % f or w % f):
+            blurred = filtering.filter_hwc(a, kernels.kernel_from_params({**p["kernel"], "shift": 0.0}))
+            y = resize_hwc(blurred, size=(max(1, round(h / f)), max(1, round(w / f))), mode="bilinear")
+            p["sampling"] = "centred_blur_bilinear"
+        else:
+            y = np.ascontiguousarray(filtering.filter_hwc(a, kernels.kernel_from_params(p["kernel"]))[::f, ::f])
+        p["out_size"] = [int(y.shape[0]), int(y.shape[1])]
+        return y
+
 
 # --------------------------------------------------------------------------------------------------
 # noise
@@ -491,6 +539,11 @@ class GaussianNoiseOp(OpBase):
             multiplicative=self.multiplicative,
         )
 
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import noise
+
+        return noise.gaussian_noise_hwc(a, p["sigma"], p["kind"], p["noise_seed"], p.get("cov"), self.multiplicative)
+
 
 class PoissonNoiseOp(OpBase):
     """Shot noise: ``scale * (Poisson(q*vals)/vals - q)`` on the 8-bit-quantised image (or its luma)."""
@@ -518,6 +571,12 @@ class PoissonNoiseOp(OpBase):
         )
         for q, v in zip(params, used):
             q["vals"] = v
+        return y
+
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import noise
+
+        y, p["vals"] = noise.poisson_noise_hwc(a, p["scale"], p["gray"], p["noise_seed"], p.get("vals"))
         return y
 
 
@@ -563,6 +622,16 @@ class JpegOp(OpBase):
         for p in params:
             p["quality"] = int(min(100, max(1, round(p["quality_drawn"]))))
         return jpeg.jpeg_libjpeg(x, [p["quality"] for p in params])
+
+    def apply_np(self, a, p, env):
+        from pairforge.degradations import jpeg
+
+        p["backend"] = env.jpeg_backend
+        if env.jpeg_backend == "diffjpeg":
+            p["quality"] = p["quality_drawn"]
+            return jpeg.diffjpeg_hwc(a, p["quality"])
+        p["quality"] = int(min(100, max(1, round(p["quality_drawn"]))))
+        return jpeg.jpeg_hwc(a, p["quality"])
 
 
 # --------------------------------------------------------------------------------------------------
