@@ -280,7 +280,9 @@ class RealWorldDegrader(Degrader):
         xs, ys = np.ascontiguousarray(x[::2, ::2]), np.ascontiguousarray(y[::2, ::2])
         small = {k: v for k, v in local.items() if k not in ("scene", "depth", "segments", "subject")}
         sc = local.get("scene")
-        if isinstance(sc, Scene) and sc.depth_form != "neutral":
+        # only a depth-aware type's statistic reads depth: asking the scene for it otherwise costs the
+        # layout analysis (and a subject and depth map) for nothing
+        if "depth" in t.needs(p) and isinstance(sc, Scene) and sc.depth_form != "neutral":
             small["depth"] = sc.depth(xs.shape[:2])
         st = t.statistic(xs, ys, p, small)
         st["measured_stride"] = 2

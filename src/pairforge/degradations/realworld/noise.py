@@ -29,6 +29,7 @@ from pairforge.degradations.realworld.common import (
     linear_to_srgb,
     log_uniform,
     new_seed,
+    normal,
     require_rgb8,
     srgb_to_linear,
     to_float,
@@ -89,7 +90,7 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator) -> np.nda
         photons = comp["photons"]
         lam = np.clip(lin, 0, None) * np.float32(photons)
         read = np.float32(comp["read"])
-        z = rng.standard_normal(size=lin.shape, dtype=np.float32)
+        z = normal(rng, lin.shape)
         # shot + read noise as one Gaussian of the summed variance (exact in distribution above a few
         # photo-electrons, one draw instead of two); the darkest pixels (< 4 e-) get true Poisson counts
         n = z * np.sqrt(lam / np.float32(photons) ** 2 + read * read)
@@ -102,11 +103,11 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator) -> np.nda
     if kind == "grain":
         s = np.float32(comp["strength"] * 8.0 / 255.0)
         h, w = x.shape[:2]
-        luma = rng.standard_normal(size=(h, w, 1), dtype=np.float32) * s
-        chroma = rng.standard_normal(size=(h, w, 3), dtype=np.float32) * (np.float32(0.35) * s)
+        luma = normal(rng, (h, w, 1)) * s
+        chroma = normal(rng, (h, w, 3)) * (np.float32(0.35) * s)
         return x + correlate_noise(luma + chroma, comp["size"])
     if kind == "gaussian":
-        return x + rng.standard_normal(size=x.shape, dtype=np.float32) * np.float32(comp["sigma"] / 255.0)
+        return x + normal(rng, x.shape) * np.float32(comp["sigma"] / 255.0)
     if kind == "salt_pepper":
         u = rng.random(x.shape[:2])
         out = x.copy()

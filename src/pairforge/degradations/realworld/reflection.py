@@ -173,26 +173,31 @@ class Reflection(RealWorldType):
         return r
 
     def alpha_map(self, shape: tuple[int, int], params: dict) -> np.ndarray:
+        """The reflectance rho: a linear ramp across the pane (h x w x 1), built from its row and column
+        terms (a ramp is the sum of the two), scaled so its extreme corner reaches ``alpha_variation``."""
         h, w = shape
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         a = np.deg2rad(params["ramp_angle"])
-        proj = ((xx / max(w - 1, 1) - 0.5) * np.cos(a) + (yy / max(h - 1, 1) - 0.5) * np.sin(a)) * 2.0
-        proj = np.clip(proj / max(np.abs(proj).max(), 1e-6), -1, 1)
-        return np.clip(params["alpha"] * (1.0 + params["alpha_variation"] * proj), 0.0, 0.95)[..., None]
+        px = (np.arange(w, dtype=np.float32) / np.float32(max(w - 1, 1)) - np.float32(0.5)) * np.float32(2.0 * np.cos(a))
+        py = (np.arange(h, dtype=np.float32) / np.float32(max(h - 1, 1)) - np.float32(0.5)) * np.float32(2.0 * np.sin(a))
+        reach = max(float(px.max() + py.max()), -float(px.min() + py.min()), 1e-6)  # max |px + py| (a corner)
+        k = params["alpha"] * params["alpha_variation"] / reach
+        rho = (px * np.float32(k))[None, :] + (py * np.float32(k) + np.float32(params["alpha"]))[:, None]
+        return np.clip(rho, 0.0, 0.95, out=rho)[..., None]
 
     def apply(self, image, params, aux=None):
         require_rgb8(image)
         t = image_to_linear(image)
-        r = self.layer(image, params, aux)
-        rho = self.alpha_map(image.shape[:2], params)
+        refl = self.layer(image, params, aux)
+        refl *= self.alpha_map(image.shape[:2], params)
         tau = float(params.get("transmission", 0.9))
-        refl = rho * r
+        t *= np.float32(tau)
         if "cap" in params:  # the reflection stays a share of the transmitted scene
-            m_r, m_t = float(refl.mean()), tau * float(t.mean())
+            m_r, m_t = float(refl.mean()), float(t.mean())
             limit = params["cap"] * max(m_t, 0.01)
             if m_r > limit:
-                refl = refl * (limit / m_r)
-        return linear_to_uint8(tau * t + refl)
+                refl *= np.float32(limit / m_r)
+        t += refl
+        return linear_to_uint8(t)
 
     def statistic(self, hq, lq, params, aux=None):
         st = {"alpha_mean": float(self.alpha_map(hq.shape[:2], params).mean())}

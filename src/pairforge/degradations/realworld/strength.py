@@ -165,13 +165,19 @@ def linear_noise_fit(hq: np.ndarray, lq: np.ndarray, bins: int = 12) -> dict:
     hq, lq = hq[::step, ::step], lq[::step, ::step]
     x = srgb_to_linear(to_float(hq)).ravel()
     y = srgb_to_linear(to_float(lq)).ravel() - x
-    edges = np.linspace(0.02, 0.8, bins + 1)
-    xs, vs = [], []
-    for lo, hi in itertools.pairwise(edges):
-        m = (x >= lo) & (x < hi)
-        if m.sum() >= 50:
-            xs.append(float(x[m].mean()))
-            vs.append(float(y[m].var()))
+    # one pass: the bin of every value, then per-bin count, sum and sum of squares (float64) by bincount
+    lo, hi = 0.02, 0.8
+    b = np.floor((x - lo) * (bins / (hi - lo))).astype(np.int64)
+    ok = (b >= 0) & (b < bins)
+    b, xo, yo = b[ok], x[ok].astype(np.float64), y[ok].astype(np.float64)
+    cnt = np.bincount(b, minlength=bins)
+    sx = np.bincount(b, weights=xo, minlength=bins)
+    sy = np.bincount(b, weights=yo, minlength=bins)
+    syy = np.bincount(b, weights=yo * yo, minlength=bins)
+    full = cnt >= 50
+    xs = list(sx[full] / cnt[full])
+    my = sy[full] / cnt[full]
+    vs = list(np.maximum(syy[full] / cnt[full] - my * my, 0.0))
     if len(xs) < 3:
         return {"a": None, "b": None}  # not measurable (too few pixels per intensity bin)
     a, b = np.polyfit(np.array(xs), np.array(vs), 1)

@@ -15,6 +15,7 @@ from pairforge.configbase import FloatRange, StrictModel
 from pairforge.degradations.realworld.common import (
     gaussian,
     new_seed,
+    normal,
     tidy,
     to_float,
     to_uint8,
@@ -51,6 +52,6 @@ def apply_tail(image: np.ndarray, p: dict) -> np.ndarray:
     x = cv2.resize(image, size, interpolation=INTERP[p["down_interp"]])
     x = gaussian(to_float(x), p["blur_sigma"])
     rng = np.random.Generator(np.random.PCG64(p["seed"]))
-    x = to_uint8(x + rng.standard_normal(size=x.shape, dtype=np.float32) * np.float32(p["noise_sigma"] / 255.0))
+    x = to_uint8(x + normal(rng, x.shape) * np.float32(p["noise_sigma"] / 255.0))
     x = encode_decode(x, "jpeg", p["jpeg_quality"], "420")
     return cv2.resize(x, (w, h), interpolation=INTERP[p["up_interp"]])
