@@ -52,6 +52,20 @@ def test_kernels_equal_basicsr_for_same_params():
     assert worst < 1e-6
 
 
+def test_scipy_free_bessel_and_poisson_cdf_match_scipy():
+    """J1 (sinc kernels) and the Poisson CDF (shot-noise tables) are computed without scipy (start-up);
+    both agree with scipy.special to float64 rounding over the ranges the chain uses and beyond."""
+    from scipy import special
+
+    x = np.linspace(0, 300, 30001)
+    assert np.abs(kernels.bessel_j1(x) - special.j1(x)).max() < 1e-12
+    assert np.abs(kernels.bessel_j1(-x) + special.j1(x)).max() < 1e-12  # odd
+    for vals in (2.0, 64.0, 256.0, 1024.0):
+        lam = np.arange(256) / 255 * vals
+        k = np.arange(int(vals + 12 * math.sqrt(vals) + 17))
+        assert np.abs(noise._poisson_cdf(len(k), lam) - special.pdtr(k[None, :], lam[:, None])).max() < 1e-10
+
+
 def test_recorded_kernel_params_rebuild_the_kernel():
     from pairforge.degradations.chain import ChainDegradeConfig
 

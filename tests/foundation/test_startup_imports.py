@@ -66,7 +66,7 @@ for over in [{}] + extra:
     for name in preset_names():
         d = ChainDegradeConfig.model_validate({"preset": name, "device": "cpu", **over}).build()
         d.degrade([img, img[:40]], [1, 2])
-print("TORCH=" + json.dumps("torch" in sys.modules))
+print("TORCH=" + json.dumps("torch" in sys.modules), "SCIPY=" + json.dumps("scipy" in sys.modules))
 """
 
 
@@ -76,6 +76,7 @@ def test_every_chain_preset_and_option_runs_on_the_cpu_without_torch():
     r = subprocess.run([sys.executable, "-c", CHAIN_OPTIONS], check=False, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "TORCH=false" in r.stdout
+    assert "SCIPY=false" in r.stdout  # sinc kernels and Poisson tables need no scipy either (start-up)
 
 
 def test_cli_help_and_validate_import_nothing_heavy(tmp_path):

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from scipy import special
 
 from pairforge.seeding import rng_from_seed, torch_generator
 
@@ -153,6 +152,18 @@ def poisson_vals(n_distinct: int) -> float:
     return float(2 ** math.ceil(math.log2(max(n_distinct, 1))))
 
 
+def _poisson_cdf(width: int, lam: np.ndarray) -> np.ndarray:
+    """P(X <= k) for k = 0..width-1 and each rate in ``lam`` (rows), float64: cumulative sums of the pmf
+    ``exp(k log lam - lam - log k!)`` (within ~1e-13 of scipy.special.pdtr here; written out so that
+    the noise module does not import scipy at start-up)."""
+    k = np.arange(width, dtype=np.float64)
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, width, dtype=np.float64)))])
+    lam = np.asarray(lam, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logpmf = np.where(lam > 0, k * np.log(np.where(lam > 0, lam, 1.0)) - lam - log_fact, np.where(k == 0, 0.0, -np.inf))
+    return np.minimum(np.cumsum(np.exp(logpmf), axis=1), 1.0)
+
+
 _GUIDE_BITS = 11  # 2048 buckets of u per level
 
 
@@ -164,7 +175,7 @@ def _poisson_tables(vals: float) -> tuple[np.ndarray, np.ndarray, int]:
     m = 1 << _GUIDE_BITS
     lam = np.arange(256) / 255.0 * vals
     width = int(math.ceil(lam.max() + 12 * math.sqrt(lam.max()) + 16)) + 1
-    cdf = special.pdtr(np.arange(width)[None, :], lam[:, None])
+    cdf = _poisson_cdf(width, lam)
     cdf[:, -1] = 1.0  # the tail beyond 12 sigma (< 1e-30) goes to the last value
     lo_u = np.arange(m) / m
     hi_u = np.arange(1, m + 1) / m

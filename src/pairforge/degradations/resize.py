@@ -126,8 +126,8 @@ def _plan(h: int, w: int, scale: float | None, size: tuple[int, int] | None, mod
     else:
         scale = None
         size = (max(1, int(size[0])), max(1, int(size[1])))
-    if (h, w) == tuple(size):
-        return None, None, mode
+    if (h, w) == tuple(size) and scale is None:
+        return None, None, mode  # (a scale factor still maps coordinates by 1/scale: upstream's drift)
     return size, scale, mode
 
 
