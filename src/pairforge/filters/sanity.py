@@ -48,12 +48,14 @@ def check_image(img: np.ndarray | None, cfg: SanityFilterConfig, stage: str = "s
     stats["luma_std"] = round(std, 3)
     if std < cfg.min_std:
         return Rejection(stage, "flat", f"luma std {std:.2f} < min_std {cfg.min_std} (blank or flat)", std), stats
-    lo, hi = sub == 0, sub == 255
-    clipped = float((lo.all(axis=2) | hi.all(axis=2)).mean())
+    # per-pixel channel tests as elementwise ops on the three channel planes (the same booleans as
+    # (sub == 0).all(axis=2) etc., ~4x cheaper than reducing over a length-3 axis)
+    r, g, b = sub[..., 0], sub[..., 1], sub[..., 2]
+    clipped = float((((r | g | b) == 0) | ((r & g & b) == 255)).mean())
     stats["clipped_fraction"] = round(clipped, 4)
     if clipped > cfg.max_clipped:
         return Rejection(stage, "saturated", f"{clipped:.1%} of pixels clipped > max_clipped {cfg.max_clipped:.0%}", clipped), stats
-    chan = float((lo.any(axis=2) | hi.any(axis=2)).mean())
+    chan = float(((np.minimum(np.minimum(r, g), b) == 0) | (np.maximum(np.maximum(r, g), b) == 255)).mean())
     stats["channel_clipped_fraction"] = round(chan, 4)
     if cfg.max_channel_clipped is not None and chan > cfg.max_channel_clipped:
         return (

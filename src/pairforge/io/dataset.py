@@ -332,7 +332,12 @@ def encode_sample(batch: Batch, row: int, png_compression: int = 1, write_prompt
     meta["key"] = key
     meta["index"] = int(batch["index"][row])
     meta["hq_size"] = [int(hq.shape[0]), int(hq.shape[1])]
-    members = {"__key__": key, HQ: encode_png(hq, png_compression)}
+    source = batch.get("hq_source", [None] * len(batch["key"]))[row]
+    hq_png = source.png_for(hq) if source is not None else None
+    if hq_png is not None:
+        # the source file's own pixel stream, proven to decode to exactly ``hq`` (SourcePNG.png_for)
+        meta["hq_png"] = "source"
+    members = {"__key__": key, HQ: hq_png if hq_png is not None else encode_png(hq, png_compression)}
     if isinstance(lq, (list, tuple)):
         deg = meta.get("degradation")
         if deg is not None and not (isinstance(deg, list) and len(deg) == len(lq)):

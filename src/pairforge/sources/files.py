@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pairforge.io.images import ImageRejected, decode_image
+from pairforge.io.images import ImageRejected, SourcePNG, decode_image_keep
 from pairforge.sources.base import ImageSource, crop_image
 from pairforge.sources.config import FilesSourceConfig
 
@@ -236,6 +236,12 @@ class FilesSource(ImageSource):
         return len(self.files) * self.config.tiles_per_image
 
     def load(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        img, meta, _ = self.load_keep_png(index, rng)
+        return img, meta
+
+    def load_keep_png(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, dict, SourcePNG | None]:
+        """:meth:`load`, plus the file's :class:`SourcePNG` when the image is that PNG's pixels unchanged
+        (a plain 8-bit RGB PNG, no crop, no resize): the writer may store it instead of encoding again."""
         k = self.config.tiles_per_image
         path = self.files[index // k]
         shown = display_path(path)
@@ -245,9 +251,12 @@ class FilesSource(ImageSource):
         if k > 1:
             meta["tile"] = index % k
         data = _read_input(path, shown)
-        img, info = decode_image(data, name=shown, max_pixels=self.config.max_pixels, max_side=self.config.max_side)
+        keep = self.config.crop.mode == "none"
+        img, info, png = decode_image_keep(data, name=shown, max_pixels=self.config.max_pixels,
+                                           max_side=self.config.max_side, keep_png=keep)
         meta.update(info)
         img, box = crop_image(img, self.config.crop, rng, path)
         if box is not None:
             meta["crop"] = box
-        return img, meta
+            png = None
+        return img, meta, png

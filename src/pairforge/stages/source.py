@@ -76,7 +76,10 @@ class SourceStage(Stage):
     name = "source"
     concurrent_calls = True  # reading and decoding files: no state between calls
     reads = ("index",)
-    writes = ("hq", "meta", "reject")
+    #: ``hq_source``: the :class:`~pairforge.io.images.SourcePNG` a sample's HQ was decoded from, when
+    #: the source keeps it (files: plain PNGs, no crop), else None; the writer stores it instead of
+    #: encoding the same pixels again if the HQ reaching it still has exactly those pixels
+    writes = ("hq", "meta", "reject", "hq_source")
     _transient = ("source",)
 
     def __init__(self, config, context: RunContext, files: list[str] | None = None):
@@ -89,10 +92,16 @@ class SourceStage(Stage):
 
     def process(self, batch: Batch) -> Batch:
         batch.setdefault("hq", [None] * len(batch["index"]))
+        keep = getattr(self.source, "load_keep_png", None)
+        if keep is not None:
+            batch.setdefault("hq_source", [None] * len(batch["index"]))
         for row in live_rows(batch):
             index = batch["index"][row]
             try:
-                img, meta = self.source.load(index, self.context.rng(index, "source"))
+                if keep is not None:
+                    img, meta, batch["hq_source"][row] = keep(index, self.context.rng(index, "source"))
+                else:
+                    img, meta = self.source.load(index, self.context.rng(index, "source"))
             except ImageRejected as e:
                 batch["meta"][row]["source"] = {"kind": self.source.kind}
                 reject(batch, row, Rejection("source", e.rule, e.reason, e.value))
