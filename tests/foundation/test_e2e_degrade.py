@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,35 @@ def test_degrade_to_folder_with_crops(tmp_path):
     assert len(hq) == 6
     meta = json.loads((out / "meta" / "0000000004.json").read_text())
     assert meta["source"]["tile"] == 1 and meta["source"]["crop"][2:] == [96, 96]
+
+
+def test_a_plain_source_png_is_stored_as_the_hq_only_when_its_pixels_are_the_hq(tmp_path):
+    """An 8-bit RGB PNG used whole: its own pixel stream becomes ``hq.png`` (recorded as ``hq_png``), and
+    decodes to the source's pixels; a cropped HQ, or a palette PNG (converted), is encoded."""
+    from PIL import Image
+
+    from pairforge.io.images import decode_png
+    from tests.conftest import photo, png_bytes
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes(png_bytes(photo("astronaut", 128)))
+    Image.fromarray(photo("coffee", 128)).convert("P").save(src / "b.png")
+    for extra, expect in (([], {"a.png": "source", "b.png": None}), (["--crop", "96"], {"a.png": None, "b.png": None})):
+        out = tmp_path / f"out{len(extra)}"
+        r = subprocess.run([sys.executable, "-m", "pairforge.cli", "degrade", str(src), str(out), "--preset", "web",
+                            "--format", "folder", "-q", *extra], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        for key in ("0000000000", "0000000001"):
+            meta = json.loads((out / "meta" / f"{key}.json").read_text())
+            name = meta["source"]["path"].rsplit("/", 1)[-1]
+            assert meta.get("hq_png") == expect[name], (extra, name)
+            hq = decode_png((out / "hq" / f"{key}.png").read_bytes())
+            whole = np.asarray(Image.open(src / name).convert("RGB"))
+            if extra:
+                y, x, h, w = meta["source"]["crop"]
+                whole = whole[y : y + h, x : x + w]
+            assert np.array_equal(hq, whole)
 
 
 def test_unknown_preset_is_a_clear_error(tmp_path):
