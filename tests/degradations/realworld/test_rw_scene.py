@@ -98,9 +98,26 @@ def render(kind: str) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8), depth
 
 
-@pytest.mark.parametrize("kind", ["field", "street"])
+def dusk() -> tuple[np.ndarray, np.ndarray]:
+    """The field at dusk: a dark sky brightening to a glow over the horizon, with the sensor noise a dim
+    sky shows most where it is graded. The low sky then has more gradient (and noise) than the global
+    smooth-sky threshold allows, which is what stopped the sky well above the horizon of the rocket
+    photo and put a near, clear band into a hazed sky."""
+    img, depth = render("field")
+    h = img.shape[0]
+    sky = ~np.isfinite(depth)
+    y = np.arange(h)[:, None] / h
+    glow = np.clip((y - 0.25) / 0.45, 0, 1) ** 2
+    dark, warm = np.array([0.08, 0.1, 0.25]), np.array([0.75, 0.5, 0.45])
+    col = dark + (warm - dark) * glow[..., None]
+    noise = np.random.default_rng(0).normal(0, 1, (h, h))[..., None] * (0.003 + 0.012 * glow[..., None])
+    f = np.where(sky[..., None], col + noise, img.astype(np.float32) / 255)
+    return np.clip(np.rint(f * 255), 0, 255).astype(np.uint8), depth
+
+
+@pytest.mark.parametrize("kind", ["field", "street", "dusk"])
 def test_layout_depth_orders_the_scene_like_the_truth(kind):
-    img, gt = render(kind)
+    img, gt = dusk() if kind == "dusk" else render(kind)
     sc = analyse(img)
     assert sc.depth_form == "layout", sc.info
     d = sc.depth()
@@ -109,6 +126,8 @@ def test_layout_depth_orders_the_scene_like_the_truth(kind):
     assert rho > 0.75, (kind, rho)
     # the sky is the farthest thing in the map, the bottom rows the nearest
     assert d[~np.isfinite(gt)].mean() > 0.95 and d[-SIZE // 8:].mean() < 0.3
+    # all of the sky: no band of it above the horizon comes out near
+    assert np.quantile(d[~np.isfinite(gt)], 0.05) > 0.7, (kind, np.quantile(d[~np.isfinite(gt)], 0.05))
 
 
 @pytest.mark.parametrize("kind", ["wall", "table", "flipped"])
@@ -166,3 +185,21 @@ def test_segments_follow_the_requested_count(photos):
     for n in (2, 5, 12, 30):
         lab = sc.segments(n)
         assert lab.shape == photos[0].shape[:2] and np.array_equal(np.unique(lab), np.arange(n))
+
+
+def test_subject_is_the_whole_person_and_leaves_the_sky_alone(photos):
+    """A subject's parts stand out from the background by different amounts: the astronaut's orange
+    suit strongly, her face and hair against the mottled backdrop less. The matte takes the head with
+    the suit (else object motion moves a headless suit and subject-focused defocus blurs the face),
+    and a graded dusk sky around the rocket stays background (it continues the border's sky)."""
+    from conftest import _photo
+
+    from pairforge.degradations.realworld.scene import Scene
+
+    m = Scene(photos[0]).subject()
+    assert m is not None
+    assert m[24, 57] > 0.8 and m[90, 40] > 0.8, (m[24, 57], m[90, 40])  # face, suit
+    assert m[10, 100] < 0.1 and m[20, 15] < 0.1  # backdrop, flag
+    rocket = Scene(_photo("rocket", 128)).subject()
+    if rocket is not None:
+        assert float(rocket[40:90, :40].mean()) < 0.05 and float(rocket[40:90, -40:].mean()) < 0.05

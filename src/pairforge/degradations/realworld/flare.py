@@ -64,9 +64,9 @@ class FlareConfig(TypeConfig):
     pattern_probability: float = Field(0.5, ge=0.0, le=1.0, description="use a pattern when a dir is set")
 
     LEVELS: ClassVar[dict] = {
-        "light": {"strength": (0.35, 0.6), "glow": (0.03, 0.06), "streak_length": (0.1, 0.25), "veil": (0.0, 0.02)},
-        "medium": {"strength": (0.6, 1.0), "glow": (0.05, 0.1), "streak_length": (0.2, 0.45), "veil": (0.015, 0.05)},
-        "heavy": {"strength": (1.0, 1.6), "glow": (0.08, 0.16), "streak_length": (0.35, 0.8), "veil": (0.04, 0.1)},
+        "light": {"strength": (0.4, 0.7), "glow": (0.03, 0.06), "streak_length": (0.1, 0.25), "veil": (0.0, 0.025)},
+        "medium": {"strength": (0.7, 1.15), "glow": (0.05, 0.1), "streak_length": (0.2, 0.45), "veil": (0.02, 0.06)},
+        "heavy": {"strength": (1.15, 1.8), "glow": (0.08, 0.16), "streak_length": (0.35, 0.8), "veil": (0.05, 0.12)},
     }
 
 
@@ -101,33 +101,72 @@ def coating_tint(rng: np.random.Generator) -> list[float]:
 
 
 def find_source(image: np.ndarray) -> dict | None:
-    """The brightest compact near-saturated region (centre as a fraction of the frame, its colour), or
-    None. Compact: under 4% of the frame; a blown-out sky or a white wall is no point source."""
+    """The photo's light source, if it shows one: the brightest compact near-saturated region that
+    *lights its surroundings* (centre as a fraction of the frame, its colour), or None.
+
+    Near-saturation alone does not make a light: a white cup rim, a glint on a helmet or on a spoon
+    clips too. What a lamp, the sun or a street light has and a specular glint has not is a glow: the
+    light scattered by the air and the lens around it, brighter than the lit scene in *every*
+    direction and falling off outwards. So a candidate (near-saturated, compact: under 4% of the
+    frame, not a line) is a source when, in each of 8 sectors around it, the ring just outside it is
+    at least twice as bright as the frame's median and no darker than the ring beyond it. A glint sits
+    on its object's own colour (a dark helmet, a red cup), which fails that in some direction. In a
+    bright (not low-key) frame, where white surfaces clip as well, only a sun counts: a clipped blob
+    of some size whose glow is bright (>= 0.6 linear) all around. The colour is the glow's (the core
+    is clipped to white) less the background's: a sodium lamp's flare is orange."""
     h, w = image.shape[:2]
     f = min(1.0, 96.0 / min(h, w))
     small = cv2.resize(image, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA) \
         if f < 1 else image
     lin = image_to_linear(small)
     lum = lin @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
-    bright = (lum >= 0.9).astype(np.uint8)  # near-saturated (sRGB >= ~0.95): a light, not a white shirt
+    bright = (lum >= 0.9).astype(np.uint8)  # near-saturated (sRGB >= ~0.95)
     if not bright.any():
         return None
+    sh, sw = lum.shape
+    median = max(float(np.median(lum)), 0.01)
+    # a low-key frame (night, a dim room): most of it far below clipping, so what clips is a light. In
+    # a bright frame white surfaces clip too: only a sun, a big clipped blob in a bright glow, counts
+    low_key = float(np.quantile(lum, 0.9)) < 0.35
+    glow_floor = 0.0 if low_key else 0.6
     n, cc, stats, cent = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    best, score = None, 0.0
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    best, score, best_col = None, 0.0, None
     for i in range(1, n):
-        area = stats[i, cv2.CC_STAT_AREA]
-        if area > 0.04 * bright.size:
+        area = int(stats[i, cv2.CC_STAT_AREA])
+        bw, bh = int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])
+        if area > 0.04 * bright.size or max(bw, bh) > 3 * min(bw, bh) + 2:
             continue
-        m = cc == i
-        e = float(lum[m].sum())
+        cx, cy = cent[i]
+        rad = max(np.sqrt(area / np.pi), 0.5)
+        wd = max(2.0, rad)
+        r = np.hypot(xx - cx, yy - cy)
+        sector = ((np.arctan2(yy - cy, xx - cx) + np.pi) / (2 * np.pi) * 8).astype(np.int32) % 8
+        own = cc == i
+        inner = (r >= rad + 1) & (r < rad + 1 + wd) & ~own
+        outer = (r >= rad + 1 + 2 * wd) & (r < rad + 1 + 3 * wd)
+        ins = np.bincount(sector[inner], weights=lum[inner], minlength=8) / np.maximum(np.bincount(sector[inner], minlength=8), 1)
+        outs = np.bincount(sector[outer], weights=lum[outer], minlength=8) / np.maximum(np.bincount(sector[outer], minlength=8), 1)
+        valid = (np.bincount(sector[inner], minlength=8) > 0) & (np.bincount(sector[outer], minlength=8) > 0)
+        if valid.sum() < 5:  # cut by the frame on most sides: no way to tell
+            continue
+        if not np.all(ins[valid] >= max(2.0 * median, glow_floor)) or not np.all(ins[valid] >= 0.97 * outs[valid]):
+            continue
+        if not low_key and area < 0.002 * bright.size:  # in daylight, a sun is more than a few pixels
+            continue
+        e = float(lum[own].sum()) * valid.sum() / 8  # a source the frame cuts is a worse guess
         if e > score:
-            best, score = i, e
+            # the glow's own light: the ring's colour less the scene's beyond it (a sun's glow over a
+            # blue sky is the sun's colour, not the sky's)
+            glow = inner & (lum < 0.9)
+            col = lin[glow].mean(0) - lin[outer].mean(0) if glow.any() and outer.any() else np.zeros(3)
+            if float(col.max()) < 0.02:
+                col = np.ones(3)  # no measurable glow colour: white
+            best, score, best_col = i, e, np.maximum(col, 0.0)
     if best is None:
         return None
-    m = cc == best
-    col = lin[m].mean(0)
-    col = 0.5 * col / max(float(col.max()), 1e-6) + 0.5  # a saturated source reads near white: keep its hue, soften it
-    sh, sw = small.shape[:2]
+    col = np.maximum(best_col, 1e-6) / max(float(best_col.max()), 1e-6)
+    col = 0.35 + 0.65 * col  # the flare is the source's colour, not fully saturated (the core is white)
     return {"position": [float((cent[best][0] + 0.5) / sw), float((cent[best][1] + 0.5) / sh)],
             "tint": [float(v) for v in col / col.max()]}
 
@@ -204,14 +243,20 @@ class Flare(RealWorldType):
         }
 
     def bind(self, image, params, aux):
-        """Anchor the flare to the photo's brightest compact source, or keep the outside-frame one."""
+        """Anchor the flare to the photo's light source, or keep the outside-frame one. A monochrome
+        photo (film, a grey sensor) records stray light without colour: its flare is neutral."""
         if params.get("source") != "procedural":
             return {}
+        out: dict = {}
+        mono = bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+        if mono:
+            out["tint"] = [1.0, 1.0, 1.0]
+            out["ghosts"] = [{**g, "tint": [1.0, 1.0, 1.0]} for g in params.get("ghosts", [])]
         src = find_source(image) if params.get("use_source", True) else None
         if src is None:
-            return {"anchor": "outside_frame"}
+            return {**out, "anchor": "outside_frame"}
         return {"anchor": "bright_source", "position": [rnd(v, 5) for v in src["position"]],
-                "tint": [rnd(v, 4) for v in src["tint"]]}
+                "tint": out.get("tint") or [rnd(v, 4) for v in src["tint"]], **{k: v for k, v in out.items() if k != "tint"}}
 
     # ----------------------------------------------------------------------------------------------
 
@@ -223,7 +268,6 @@ class Flare(RealWorldType):
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         dx, dy = xx - sx, yy - sy
         r = np.hypot(dx, dy)
-        phi = np.arctan2(dy, dx)
         k = p["strength"]
         core = 2.5 * np.exp(-((r / (p["core_radius"] * s)) ** 2))
         glow = 0.7 * np.exp(-r / (p["glow_radius"] * s)) + 0.2 * np.exp(-r / (3 * p["glow_radius"] * s))
@@ -236,21 +280,22 @@ class Flare(RealWorldType):
         fall = np.exp(-r / (p["streak_length"] * s / 3))
         spikes = np.zeros_like(r)
         for j in range(lines):
-            a = np.deg2rad(p["blade_rotation"]) + j * np.pi / lines
-            d = np.abs(dx * np.sin(a) - dy * np.cos(a))
-            spikes += np.exp(-0.5 * (d / width) ** 2)
+            # Python floats keep the maps float32 (a NumPy float64 scalar would promote every line)
+            a = float(np.deg2rad(p["blade_rotation"])) + j * np.pi / lines
+            d = dx * np.float32(np.sin(a)) - dy * np.float32(np.cos(a))
+            spikes += np.exp(np.float32(-0.5 / width**2) * (d * d))
         spikes *= p["streak_intensity"] * fall
         # fine rays: an angular profile (wedges), shorter
         rays = np.zeros_like(r)
         if p["rays"]:
             rr = np.random.Generator(np.random.PCG64(p["ray_seed"]))
-            prof = np.zeros(3600, dtype=np.float32)
+            draws = np.array([[rr.uniform(-np.pi, np.pi), rr.uniform(0.002, 0.01), rr.uniform(0.05, 0.3)]
+                              for _ in range(p["rays"])])
             grid = np.linspace(-np.pi, np.pi, 3600, endpoint=False)
-            for _ in range(p["rays"]):
-                c0, wd, amp = rr.uniform(-np.pi, np.pi), rr.uniform(0.002, 0.01), rr.uniform(0.05, 0.3)
-                dd = np.angle(np.exp(1j * (grid - c0)))
-                prof += amp * np.exp(-0.5 * (dd / wd) ** 2).astype(np.float32)
-            idx = ((phi + np.pi) / (2 * np.pi) * 3600).astype(int) % 3600
+            dd = np.mod(grid[None, :] - draws[:, :1] + np.pi, 2 * np.pi) - np.pi  # wrapped angle
+            prof = (draws[:, 2:] * np.exp(-0.5 * (dd / draws[:, 1:2]) ** 2)).sum(0).astype(np.float32)
+            phi = np.arctan2(dy, dx)
+            idx = ((phi + np.float32(np.pi)) * np.float32(3600 / (2 * np.pi))).astype(np.int32) % 3600
             rays = prof[idx] * np.exp(-r / (p["streak_length"] * s / 5))
         light = (core + glow + ring + spikes + rays)[..., None] * np.asarray(p["tint"], np.float32)
         # ghosts on the line source -> optical centre

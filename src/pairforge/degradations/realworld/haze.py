@@ -37,7 +37,7 @@ from pairforge.degradations.realworld.common import (
     srgb_to_linear,
     uniform,
 )
-from pairforge.degradations.realworld.scene import scene_of
+from pairforge.degradations.realworld.scene import guided_filter, scene_of
 from pairforge.degradations.realworld.strength import gray, local_std
 from pairforge.registry import REALWORLD_TYPES
 
@@ -124,9 +124,11 @@ class Haze(RealWorldType):
         sc = scene_of(image, aux)
         return {"depth_form": sc.depth_form}
 
-    def depth(self, image: np.ndarray, params: dict, aux: dict | None) -> np.ndarray:
-        """The depth the haze uses: the scene's, or the uniform neutral depth."""
-        h, w = image.shape[:2]
+    def depth(self, image: np.ndarray, params: dict, aux: dict | None,
+              shape: tuple[int, int] | None = None) -> np.ndarray:
+        """The depth the haze uses (at ``shape``, default the image's): the scene's, or the uniform
+        neutral depth."""
+        h, w = shape or image.shape[:2]
         form = params.get("depth_form") or scene_of(image, aux).depth_form
         if form == "neutral":
             return np.full((h, w), self.config.neutral_depth, np.float32)
@@ -134,15 +136,22 @@ class Haze(RealWorldType):
 
     def transmission(self, image: np.ndarray, params: dict, aux: dict | None) -> np.ndarray:
         h, w = image.shape[:2]
-        d = self.depth(image, params, aux)
-        # smooth fields: computed at <= 128 px and upsampled
+        # smooth fields: computed at <= 128 px and upsampled (the depth too: asking the scene for it at
+        # that size skips a full-size map that would only be shrunk again)
         f = min(1.0, 128.0 / min(h, w))
         sh, sw = max(8, round(h * f)), max(8, round(w * f))
         field = smooth_field((sh, sw), params["hetero_seed"], params["hetero_scale"])
-        dd = cv2.resize(d, (sw, sh), interpolation=cv2.INTER_AREA) if (sh, sw) != (h, w) else d
+        dd = self.depth(image, params, aux, (sh, sw))
         beta = params["beta"] * (1.0 + params["heterogeneity"] * field)
         t = np.exp(-beta * np.power(dd, params["gamma"])).astype(np.float32)
         t = gaussian(t, params["t_blur"] * min(sh, sw))
+        if params.get("depth_form", "neutral") != "neutral":
+            # a depth map's steps are a pixel or two off the image's edges: a near subject would keep a
+            # clear (dark) rim of sky around it. The guided filter moves t's edges onto the image's (He
+            # et al.'s transmission refinement), so the rim hazes like the sky it is
+            small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if (sh, sw) != (h, w) else image
+            g = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            t = guided_filter(g, t, max(1, round(min(sh, sw) / 64)), 1e-3)
         if (sh, sw) != (h, w):
             t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(t, params["t_min"], 1.0)
@@ -152,10 +161,9 @@ class Haze(RealWorldType):
         j = image_to_linear(image)
         t = self.transmission(image, params, aux)[..., None]
         a = srgb_to_linear(np.asarray(params["airlight"], dtype=np.float32))
-        out = j * t + a * (1.0 - t)
         glow = source_glow(j, params.get("glow", 0.0))
-        if glow is not None:
-            out = out + glow * (1.0 - t)
+        out = j * t
+        out += (a if glow is None else glow + a) * (1.0 - t)  # airlight and glow both scale with 1 - t
         return linear_to_uint8(out)
 
     def statistic(self, hq, lq, params, aux=None):
