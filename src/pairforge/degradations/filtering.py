@@ -5,8 +5,8 @@ by ``k//2`` (BasicSR's ``filter2D``: grouped conv). On CUDA it runs as one group
 whole batch. On the CPU, torch's depthwise convolution is slow (measured here, one core, 512x512x3:
 21x21 taps 25-90 ms, 51x51 130-340 ms; BasicSR's CPU throughput in bench/bench_degrade.py is bound by
 it), so each sample goes through OpenCV instead: a sum of separable passes when the kernel has low
-numerical rank (a Gaussian is rank 1; 21 taps ~3-5 ms), else a direct filter (split into row bands below
-OpenCV's DFT threshold) or a real-DFT correlation, whichever the measured cost model says is cheaper.
+numerical rank (a Gaussian is rank 1; 21 taps ~1.7 ms), else a direct filter (small kernels) or a
+real-DFT correlation, whichever the measured cost model says is cheaper.
 Both paths use the same border rule (reflect without repeating the edge = ``BORDER_REFLECT_101``).
 
 The numpy functions (``filter_hwc``, ``usm_hwc``) are what the CPU chain runs; this module imports torch
@@ -38,28 +38,29 @@ def trim_kernel(k: np.ndarray) -> np.ndarray:
     return k[r : n - r, r : n - r] if r else k
 
 
+# Cost model (ms at 512x512x3 float32, one core, best of 20 CPU-time runs on the 2-core benchmark machine,
+# OpenCV 5.0). Only ratios matter; the choice must not depend on timing at run time (outputs differ by
+# float rounding between routes, and a run's bytes must not depend on the machine's load).
+
+
 def _sep_cost(k: int) -> float:
-    # relative cost (~ms at 512x512x3 float32, one core) of one cv2.sepFilter2D call, measured
-    return 0.6 + 0.22 * k
+    """One cv2.sepFilter2D call with k taps (measured 0.63 / 0.94 / 1.21 / 1.65 ms at 7 / 11 / 15 / 21)."""
+    return 0.25 + 0.068 * k
 
 
-#: OpenCV switches filter2D to a DFT for kernels of >= 130 taps (float32); below that it filters directly
+#: OpenCV switches filter2D to its own (slower) DFT for kernels of >= 130 taps; below that it filters directly
 _DIRECT_MAX_AREA = 129
-#: our own real-DFT correlation (cv2.dft, packed spectra, optimal sizes): ~8.4 ms at 512x512x3 whatever the
-#: kernel size, against 15.6 ms for cv2.filter2D's DFT path and 7-23 ms for row bands (13-21 taps), measured
-_DFT_COST = 8.4
+#: our real-DFT correlation (cv2.dft, packed spectra, optimal sizes): ~11.5 ms at 512x512x3 whatever the
+#: kernel size (measured 11.1-11.8 ms for 7-21 taps; row bands of direct filters cost 12-36 ms for 15-21 taps)
+_DFT_COST = 11.5
 
 
 def _direct_cost(k: int) -> float:
-    """Cheapest non-separable way (relative ms at 512x512x3): one direct filter2D (< 130 taps), the kernel
-    split into row bands of < 130 taps, or a DFT."""
+    """Cheapest non-separable way: one direct filter2D below OpenCV's DFT threshold (measured 1.46 / 3.36
+    ms at 7 / 11 taps), else a DFT."""
     if k * k <= _DIRECT_MAX_AREA:
-        return 0.04 * k * k
-    return min(0.043 * k * k, _DFT_COST)
-
-
-def _use_bands(k: int) -> bool:
-    return k * k > _DIRECT_MAX_AREA and 0.043 * k * k < _DFT_COST
+        return 0.028 * k * k
+    return _DFT_COST
 
 
 def _filter_dft(img: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -72,30 +73,15 @@ def _filter_dft(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     sh, sw = cv2.getOptimalDFTSize(ph + n - 1), cv2.getOptimalDFTSize(pw + n - 1)
     kk = np.zeros((sh, sw), np.float32)
     kk[:n, :n] = k[::-1, ::-1]  # correlation = convolution with the flipped kernel
-    kf = cv2.dft(kk, nonzeroRows=n)
+    # (no nonzeroRows hints: with them OpenCV 5's DFT runs ~4x slower here, measured)
+    kf = cv2.dft(kk)
     out = np.empty((h, w, ch), np.float32)
     buf = np.zeros((sh, sw), np.float32)
     for i in range(ch):
         buf[:ph, :pw] = pad[:, :, i]
-        spec = cv2.mulSpectrums(cv2.dft(buf, nonzeroRows=ph), kf, 0)
-        full = cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE, nonzeroRows=ph + n - 1)
+        spec = cv2.mulSpectrums(cv2.dft(buf), kf, 0)
+        full = cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
         out[:, :, i] = full[n - 1 : n - 1 + h, n - 1 : n - 1 + w]
-    return out
-
-
-def _filter_bands(img: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Direct correlation of a large kernel as a sum of row bands (each small enough for OpenCV's direct
-    path, which beats its DFT path up to ~19 taps here). Rows are reflect-padded once up front."""
-    n = k.shape[0]
-    c = n // 2
-    h = img.shape[0]
-    rows = max(1, _DIRECT_MAX_AREA // n)
-    pad = cv2.copyMakeBorder(img, c, c, 0, 0, cv2.BORDER_REFLECT_101)
-    out = None
-    for r0 in range(0, n, rows):
-        band = np.ascontiguousarray(k[r0 : r0 + rows])
-        z = cv2.filter2D(pad, -1, band, anchor=(c, 0), borderType=cv2.BORDER_REFLECT_101)[r0 : r0 + h]
-        out = z.copy() if out is None else cv2.add(out, z, dst=out)
     return out
 
 
@@ -120,39 +106,13 @@ def _separable_plan(k: np.ndarray) -> tuple | None:
     return None
 
 
-#: Column-strip width for large images: OpenCV's filter engine keeps a ring buffer of k full rows, which
-#: spills out of L2 for wide images (measured at 1024 px: 51-tap separable blur 48 ms whole, 19 ms in strips).
-STRIP = 384
-
-
-def _strips(w: int, halo: int, target: int = STRIP) -> list[tuple[int, int, int, int]]:
-    n = max(1, math.ceil(w / target))
-    edges = [round(i * w / n) for i in range(n + 1)]
-    return [(x0, x1, max(0, x0 - halo), min(w, x1 + halo)) for x0, x1 in zip(edges[:-1], edges[1:])]
-
-
-def in_strips(fn, img: np.ndarray, halo: int, min_width: int = 2 * STRIP) -> np.ndarray:
-    """Apply a shift-invariant filter ``fn`` (H x W x C -> float32 H x W x C) in vertical strips with
-    ``halo`` columns of real context on each side: the same result, better cache use on wide images."""
-    w = img.shape[1]
-    if w < min_width or halo * 4 > w:
-        return fn(img)
-    out = None
-    for x0, x1, a0, a1 in _strips(w, halo):
-        part = fn(img[:, a0:a1])
-        if part.ndim == 2:
-            part = part[:, :, None]
-        if out is None:
-            out = np.empty((img.shape[0], w, part.shape[2]), dtype=part.dtype)
-        out[:, x0:x1] = part[:, x0 - a0 : x1 - a0]
-    return out
-
-
 def filter_hwc(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Correlate an H x W x C float32 image with one kernel, reflect-101 borders (column strips for
-    wide images)."""
-    k = np.asarray(kernel, dtype=np.float64)
-    return in_strips(lambda a: _filter_hwc(a, k), img, trim_kernel(k).shape[0] // 2)
+    """Correlate an H x W x C float32 image with one kernel, reflect-101 borders.
+
+    (Whole images: filtering wide images in column strips for cache locality was slower at every width
+    from 512 to 2048 px with OpenCV 5.0 on the benchmark machine, measured: 1.7 vs 4.1 ms at 512, 7.7 vs
+    10.0 ms at 2048 for 21 taps.)"""
+    return _filter_hwc(img, np.asarray(kernel, dtype=np.float64))
 
 
 def _filter_hwc(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -168,8 +128,6 @@ def _filter_hwc(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         big_enough = img.shape[0] > k.shape[0] and img.shape[1] > k.shape[0]
         if plan is None and k.shape[0] * k.shape[0] <= _DIRECT_MAX_AREA:
             out = cv2.filter2D(img, -1, k.astype(np.float32), borderType=border)
-        elif plan is None and _use_bands(k.shape[0]) and big_enough:
-            out = _filter_bands(img, k.astype(np.float32))
         elif plan is None and big_enough:
             out = _filter_dft(img, k.astype(np.float32))
         elif plan is None:
@@ -262,17 +220,16 @@ def usm_hwc(img: np.ndarray, g: np.ndarray, weight: float, threshold: float) -> 
     usual case: USM runs first, on the HQ). Both are exact up to float32 rounding."""
     border = cv2.BORDER_REFLECT_101
     g255 = g / np.float32(255.0)
-    halo = len(g) // 2
     u8 = cv2.convertScaleAbs(img, alpha=255.0)
     if img.min() >= 0 and np.array_equal(np.divide(u8, np.float32(255.0), dtype=np.float32), img):
-        blur = in_strips(lambda a: cv2.sepFilter2D(a, cv2.CV_32F, g255, g, borderType=border), u8, halo, STRIP + 1)
+        blur = cv2.sepFilter2D(u8, cv2.CV_32F, g255, g, borderType=border)
     else:
-        blur = in_strips(lambda a: cv2.sepFilter2D(a, -1, g, g, borderType=border), img, halo, STRIP + 1)
+        blur = cv2.sepFilter2D(img, -1, g, g, borderType=border)
     if blur.ndim == 2:
         blur = blur[:, :, None]
     # |img - blur| * 255 > threshold  <=>  |img - blur| > threshold / 255; mask as 0/255 bytes
     mask = cv2.compare(cv2.absdiff(img, blur).reshape(img.shape), float(threshold) / 255.0, cv2.CMP_GT)
-    soft = in_strips(lambda a: cv2.sepFilter2D(a, cv2.CV_32F, g255, g, borderType=border), mask, halo, STRIP + 1)
+    soft = cv2.sepFilter2D(mask, cv2.CV_32F, g255, g, borderType=border)
     soft = soft.reshape(img.shape)
     sharp = cv2.addWeighted(img, 1.0 + weight, blur, -weight, 0.0).reshape(img.shape)  # img + w*(img - blur)
     np.clip(sharp, 0.0, 1.0, out=sharp)
