@@ -165,3 +165,19 @@ def test_linear_noise_fit_matches_per_bin_masks(photos):
             vs.append(y[m].var())
     a, b = np.polyfit(xs, vs, 1)
     assert got["a"] == pytest.approx(a, rel=1e-3) and got["b"] == pytest.approx(b, rel=1e-2, abs=1e-7)
+
+
+def test_ssim_agrees_with_scikit_image(photos):
+    from skimage.metrics import structural_similarity
+
+    from pairforge.degradations.realworld.strength import ssim
+
+    rng = np.random.default_rng(1)
+    for hq in photos:
+        lq = np.clip(hq + rng.normal(0, 12, hq.shape), 0, 255).astype(np.uint8)
+        g0, g1 = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (hq, lq))
+        assert ssim(hq, lq) == pytest.approx(structural_similarity(g0, g1, data_range=255), abs=2e-5)
+        ref = structural_similarity(hq, lq, data_range=255, channel_axis=2)
+        assert ssim(hq, lq, luma=False) == pytest.approx(ref, abs=2e-5)
+        f0, f1 = g0.astype(np.float32), g1.astype(np.float32)  # float planes take the same path
+        assert ssim(f0, f1) == pytest.approx(ssim(g0, g1), abs=1e-5)

@@ -137,7 +137,7 @@ class Rain(RealWorldType):
         p2 = np.stack([(xs + dx) * f, (ys + dy) * f], axis=1).round().astype(np.int64)
         val = np.clip(np.rint(op * 16), 1, 16).astype(int) * 16 - 1  # 16 opacity steps
         edges = [0.0, 0.35, 0.6, 0.8, 1.01]
-        layers = []
+        clear = None  # prod over layers of (1 - layer): the share of light no drop blocks
         # splashes: drops meeting near, horizontal surfaces (none when the scene shows none)
         m = round(n * params["splash_rate"]) if ground is not None and params.get("splashes", True) else 0
         sx, sy = rng.uniform(0, w, m), rng.uniform(0, h, m)
@@ -163,12 +163,20 @@ class Rain(RealWorldType):
                         c = (round((sx[j] + r * np.cos(t)) * f), round((sy[j] + 0.6 * r * np.sin(t)) * f))
                         cv2.circle(canvas, c, round(max(0.6, 0.8 * unit) * f),
                                    int(255 * params["opacity"]), -1, cv2.LINE_AA, SHIFT)
-            layer = canvas.astype(np.float32) / 255.0
+            if not canvas.any():
+                continue  # an empty layer blocks nothing
+            layer = to_float(canvas)
             # soft edges for all (drops are transparent lenses, not paint); far drops out of focus
             layer = gaussian(layer, (0.35 + (1.0 - b) * 1.2) * unit)
-            layers.append(layer)
-        r = 1.0 - np.prod([1.0 - lyr for lyr in layers], axis=0)
-        return np.clip(r, 0.0, 1.0).astype(np.float32)
+            np.subtract(np.float32(1.0), layer, out=layer)
+            if clear is None:
+                clear = layer
+            else:
+                clear *= layer
+        if clear is None:
+            return np.zeros((h, w), np.float32)
+        np.subtract(np.float32(1.0), clear, out=clear)
+        return np.clip(clear, 0.0, 1.0, out=clear)
 
     def apply(self, image, params, aux=None):
         require_rgb8(image)
@@ -176,11 +184,19 @@ class Rain(RealWorldType):
         h, w = image.shape[:2]
         depth = sc.depth((h, w))
         ground = sc.ground((h, w)) if params.get("splashes", True) else None
-        x = to_float(image)
         r = self.streaks(image, params, depth, ground)[..., None]
-        a = (1.0 - np.exp(-params["veil"] * depth))[..., None].astype(np.float32)
-        veiled = x * (1.0 - a) + params["veil_level"] * a
-        return to_uint8(veiled * (1.0 - r) + self.drop_colour(veiled, params) * r)
+        # veiled = x (1 - a) + level a = (x - level) e^(-veil depth) + level; then the drops over it
+        level = np.float32(params["veil_level"])
+        keep = np.exp(np.asarray(depth, np.float32) * np.float32(-params["veil"]))[..., None]
+        veiled = to_float(image)
+        veiled -= level
+        veiled *= keep
+        veiled += level
+        out = self.drop_colour(veiled, params)
+        out -= veiled
+        out *= r
+        out += veiled
+        return to_uint8(out)
 
     def drop_colour(self, veiled: np.ndarray, params: dict) -> np.ndarray:
         """The radiance of a drop (sRGB, per pixel): the environment's mean (global and wide local),
