@@ -25,6 +25,7 @@ from pairforge.degradations.realworld.common import (
     TypeConfig,
     correlate_noise,
     gaussian,
+    image_to_linear,
     integer,
     linear_to_srgb,
     log_uniform,
@@ -82,18 +83,21 @@ def draw_components(rng: np.random.Generator, weights: dict[str, float], n: int)
     return [names[int(i)] for i in idx]
 
 
-def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator) -> np.ndarray:
-    """Apply one component to a float sRGB image in [0, 1]."""
+def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator, image: np.ndarray | None = None) -> np.ndarray:
+    """Apply one component to a float sRGB image in [0, 1] (``image``: the uint8 image ``x`` was made
+    from, when it still is, so its linear values are one 256-entry table lookup)."""
     kind = comp["kind"]
     if kind == "poisson_gaussian":
-        lin = srgb_to_linear(x)
+        lin = image_to_linear(image) if image is not None else srgb_to_linear(x)
         photons = comp["photons"]
-        lam = np.clip(lin, 0, None) * np.float32(photons)
+        lam = lin * np.float32(photons)  # lin >= 0 (a table of [0, 1])
         read = np.float32(comp["read"])
         z = normal(rng, lin.shape)
         # shot + read noise as one Gaussian of the summed variance (exact in distribution above a few
         # photo-electrons, one draw instead of two); the darkest pixels (< 4 e-) get true Poisson counts
-        n = z * np.sqrt(lam / np.float32(photons) ** 2 + read * read)
+        var = lin * np.float32(1.0 / photons)
+        var += read * read
+        n = z * np.sqrt(var, out=var)
         dark = lam < 4.0
         if dark.any():
             ld = lam[dark]
@@ -152,8 +156,8 @@ class Noise(RealWorldType):
         rng = np.random.Generator(np.random.PCG64(params["seed"]))
         x0 = to_float(image)
         x = x0
-        for comp in params["components"]:
-            x = np.clip(add_component(x, comp, rng), 0.0, 1.0)
+        for k, comp in enumerate(params["components"]):
+            x = np.clip(add_component(x, comp, rng, image if k == 0 else None), 0.0, 1.0)
         if params.get("region_wise"):
             labels = scene_segments(image, aux)
             n = int(labels.max()) + 1

@@ -139,17 +139,19 @@ def merge_to(labels: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     area = np.bincount(labels.ravel(), minlength=k).astype(np.float64)
     parent = np.arange(k)
     edges = adjacency_pairs(labels)
+    i_, j_ = edges[:, 0], edges[:, 1]  # sorted unique pairs, i < j (as keys i * k + j: 1-D unique)
     alive = k
-    while alive > n and len(edges):
-        i_, j_ = edges[:, 0], edges[:, 1]
+    while alive > n and len(i_):
         cost = area[i_] * area[j_] / (area[i_] + area[j_]) * ((mean[i_] - mean[j_]) ** 2).sum(1)
-        i, j = (int(v) for v in edges[int(np.argmin(cost))])
+        best = int(np.argmin(cost))
+        i, j = int(i_[best]), int(j_[best])
         mean[i] = (mean[i] * area[i] + mean[j] * area[j]) / (area[i] + area[j])
         area[i] += area[j]
         parent[parent == j] = i
-        edges = np.where(edges == j, i, edges)
-        edges = np.sort(edges[edges[:, 0] != edges[:, 1]], axis=1)
-        edges = np.unique(edges, axis=0) if len(edges) else edges
+        a, b = np.where(i_ == j, i, i_), np.where(j_ == j, i, j_)
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        key = np.unique((lo * k + hi)[lo != hi])
+        i_, j_ = key // k, key % k
         alive -= 1
     return relabel(parent[labels])
 
