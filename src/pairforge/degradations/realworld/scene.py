@@ -238,9 +238,13 @@ def layout_depth(shape: tuple[int, int], sky: np.ndarray, col_bottom: np.ndarray
     smooth = np.array([np.median(pad[i:i + k]) for i in range(w)], np.float32)
     hz = np.clip(smooth, 0, h - 1)[None, :]
     y = np.arange(h, dtype=np.float32)[:, None] + 0.5
-    # ground plane: distance ~ 1 / (y - horizon); map distance to [0, 0.9] on a log scale
-    rel = np.clip((y - hz) / np.maximum(h - hz, 1.0), 1e-3, 1.0)
-    ground = np.clip(np.log(1.0 / rel) / np.log(1.0 / 1e-3), 0.0, 1.0) ** 0.5 * 0.9
+    # ground plane: distance ~ 1 / (y - horizon), on a log scale from the bottom row (0) to the ground's
+    # farthest row, the one just under the horizon (0.95, next to the sky's 1): the ground recedes into
+    # the sky as a real one does, with no step at the horizon however few rows of ground the frame holds
+    span = np.maximum(h - hz, 1.0)
+    rel = np.clip((y - hz) / span, 1e-3, 1.0)
+    rel_min = np.clip(0.5 / span, 1e-3, 0.5)
+    ground = np.clip(np.log(1.0 / rel) / np.log(1.0 / rel_min), 0.0, 1.0) ** 0.5 * 0.95
     # above the horizon, sky or not (masts, roofs, clouds the sky test missed): as far as the sky. The
     # 64 px sky mask is too coarse to separate them, and a nearer value would print its blocks into haze;
     # below it, one plane whatever the sky test said pixel by pixel: a smooth geometric model, no blotches
