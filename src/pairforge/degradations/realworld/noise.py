@@ -98,12 +98,15 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator, image: np
         var = lin * np.float32(1.0 / photons)
         var += read * read
         n = z * np.sqrt(var, out=var)
-        dark = lam < 4.0
-        if dark.any():
-            ld = lam[dark]
-            n[dark] = (rng.poisson(ld) - ld) / np.float32(photons) + z[dark] * read
+        dark = np.flatnonzero(lam < 4.0)  # flat indices: take/put cost a fifth of boolean masks here
+        if dark.size:
+            ld = np.take(lam, dark)
+            v = (rng.poisson(ld) - ld) / np.float32(photons)
+            v += np.take(z, dark) * read
+            np.put(n, dark, v)
         n = correlate_noise(n, comp["correlation"])
-        return linear_to_srgb(np.clip(lin + n, 0, 1))
+        n += lin
+        return linear_to_srgb(n)  # clips to [0, 1]
     if kind == "grain":
         s = np.float32(comp["strength"] * 8.0 / 255.0)
         h, w = x.shape[:2]
