@@ -221,13 +221,16 @@ def rnd(x: float, digits: int = 6) -> float:
 def tidy(value: Any) -> Any:
     """JSON-ready params with floats cut to 6 significant digits; done before ``apply`` sees them, so
     the recorded params reproduce the pixels exactly."""
-    value = jsonable(value)
+    return _cut(jsonable(value))  # jsonable once: per level it would walk each subtree again
+
+
+def _cut(value: Any) -> Any:
     if isinstance(value, float):
         return float(f"{value:.6g}")
     if isinstance(value, dict):
-        return {k: tidy(v) for k, v in value.items()}
+        return {k: _cut(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [tidy(v) for v in value]
+        return [_cut(v) for v in value]
     return value
 
 
