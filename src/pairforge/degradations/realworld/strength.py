@@ -11,7 +11,13 @@ import itertools
 import cv2
 import numpy as np
 
-from pairforge.degradations.realworld.common import luminance, srgb_to_linear, to_float
+from pairforge.degradations.realworld.common import (
+    _LINEAR_LUT,
+    image_to_linear,
+    luminance,
+    srgb_to_linear,
+    to_float,
+)
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -185,17 +191,33 @@ def linear_noise_fit(hq: np.ndarray, lq: np.ndarray, bins: int = 12) -> dict:
     signal dependence of the noise (Poisson-Gaussian sensor noise has a = 1/photons, b = read^2)."""
     step = max(1, min(hq.shape[:2]) // 192)  # every step-th row and column: the bins stay well filled
     hq, lq = hq[::step, ::step], lq[::step, ::step]
-    x = srgb_to_linear(to_float(hq)).ravel()
-    y = srgb_to_linear(to_float(lq)).ravel() - x
-    # one pass: the bin of every value, then per-bin count, sum and sum of squares (float64) by bincount
     lo, hi = 0.02, 0.8
-    b = np.floor((x - lo) * (bins / (hi - lo))).astype(np.int64)
-    ok = (b >= 0) & (b < bins)
-    b, xo, yo = b[ok], x[ok].astype(np.float64), y[ok].astype(np.float64)
-    cnt = np.bincount(b, minlength=bins)
-    sx = np.bincount(b, weights=xo, minlength=bins)
-    sy = np.bincount(b, weights=yo, minlength=bins)
-    syy = np.bincount(b, weights=yo * yo, minlength=bins)
+    if hq.dtype == np.uint8 and lq.dtype == np.uint8:
+        # x depends on the HQ code only: sums per code (256 bins, one bincount each), then per bin
+        codes = np.ascontiguousarray(hq).ravel()
+        y = (image_to_linear(np.ascontiguousarray(lq)) - image_to_linear(np.ascontiguousarray(hq))).ravel()
+        y = y.astype(np.float64)
+        n_v = np.bincount(codes, minlength=256)
+        sy_v = np.bincount(codes, weights=y, minlength=256)
+        syy_v = np.bincount(codes, weights=y * y, minlength=256)
+        x_v = _LINEAR_LUT.astype(np.float64)
+        b_v = np.floor((_LINEAR_LUT - np.float32(lo)) * np.float32(bins / (hi - lo))).astype(np.int64)
+        ok = (b_v >= 0) & (b_v < bins)
+        cnt = np.bincount(b_v[ok], weights=n_v[ok], minlength=bins)
+        sx = np.bincount(b_v[ok], weights=(n_v * x_v)[ok], minlength=bins)
+        sy = np.bincount(b_v[ok], weights=sy_v[ok], minlength=bins)
+        syy = np.bincount(b_v[ok], weights=syy_v[ok], minlength=bins)
+    else:
+        x = srgb_to_linear(to_float(hq)).ravel()
+        y = srgb_to_linear(to_float(lq)).ravel() - x
+        # the bin of every value, then per-bin count, sum and sum of squares (float64) by bincount
+        b = np.floor((x - lo) * (bins / (hi - lo))).astype(np.int64)
+        ok = (b >= 0) & (b < bins)
+        b, xo, yo = b[ok], x[ok].astype(np.float64), y[ok].astype(np.float64)
+        cnt = np.bincount(b, minlength=bins)
+        sx = np.bincount(b, weights=xo, minlength=bins)
+        sy = np.bincount(b, weights=yo, minlength=bins)
+        syy = np.bincount(b, weights=yo * yo, minlength=bins)
     full = cnt >= 50
     xs = list(sx[full] / cnt[full])
     my = sy[full] / cnt[full]
