@@ -81,9 +81,9 @@ def add_noise_hwc(img: np.ndarray, z: np.ndarray, sigma: float, kind: str, cov, 
         n = n.reshape(z.shape)
     else:
         n = z * np.float32(sigma / 255.0)
-    if kind == "gray" and img.shape[2] != 1:
-        n = np.broadcast_to(n, img.shape)
-    out = img + (img * n if multiplicative else n)
+    if multiplicative:
+        n = img * n  # (broadcasts a gray field over the channels)
+    out = img + n
     if clip:
         np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -192,17 +192,18 @@ def poisson_levels_cpu(levels: np.ndarray, vals: float, seed: int) -> np.ndarray
     than torch.poisson on the CPU, measured). ``vals`` must be a power of two <= 1024. The uniforms are
     32-bit integers u*2^32 from the sample's generator; the top bits pick the table bucket."""
     cdf, packed, width = _poisson_tables(float(vals))
-    lv = levels.ravel().astype(np.int32)
+    lv = levels.reshape(-1)
     n = lv.size
     raw = rng_from_seed(seed).bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
-    idx = lv << _GUIDE_BITS
-    idx += (raw >> (32 - _GUIDE_BITS)).astype(np.int32)
-    p = packed[idx]
+    idx = lv.astype(np.uint32)  # level << bits | top bits of u, in place (fewer passes over the image)
+    idx <<= np.uint32(_GUIDE_BITS)
+    idx |= raw >> np.uint32(32 - _GUIDE_BITS)
+    p = np.take(packed, idx)
     j = p & 0xFFFF
     amb = np.flatnonzero((p >> 16) != j)
     if amb.size:
         # binary search for the first value whose CDF exceeds u, inside the bucket's [first, last]
-        lo, hi, la = j[amb], p[amb] >> 16, lv[amb] * width
+        lo, hi, la = j[amb], p[amb] >> 16, lv[amb].astype(np.int64) * width
         ua = raw[amb] * (1.0 / 2**32)
         while True:
             act = np.flatnonzero(lo < hi)
@@ -240,8 +241,10 @@ def poisson_noise_hwc(img: np.ndarray, scale: float, gray: bool, seed: int, vals
         counts = poisson_levels_cpu(levels, v, seed)
     else:
         counts = rng_from_seed(seed).poisson(q.astype(np.float64) * v).astype(np.float32)
-    noise = counts / np.float32(v) - q
-    out = img + np.float32(scale) * noise
+    counts /= np.float32(v)  # noise = scale * (counts / v - q), in place
+    counts -= q
+    counts *= np.float32(scale)
+    out = img + counts
     if clip:
         np.clip(out, 0.0, 1.0, out=out)
     return out, v
