@@ -311,7 +311,8 @@ def degrade(
     fmt: str = typer.Option("shards", "--format", help="shards (WebDataset) or folder (hq/ lq/ meta/ files)"),
     seed: int = typer.Option(0, "--seed", min=0),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
-    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process (pays ~10 s of start-up; see README, 'Local or Ray')"),
+    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process (pays ~10 s of start-up unless Ray is already running; see README, 'Local or Ray')"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="with --ray: a running Ray cluster to use (e.g. auto), instead of starting one"),
     allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a smaller --limit delete committed shards outside it (default: refuse, naming them)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="threads in this process (default: every CPU); the output is the same whatever the number"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -348,8 +349,10 @@ def degrade(
     from pairforge.pipeline.plan import PlanError
     from pairforge.sources.files import SourceListingError
 
+    if ray_address is not None and not use_ray:
+        _fail("--ray-address needs --ray (the default runs in this process, without Ray)")
     try:
-        execute_run(cfg, output, limit, "ray" if use_ray else _local_executor(workers), None, quiet, allow_shrink=allow_shrink)
+        execute_run(cfg, output, limit, "ray" if use_ray else _local_executor(workers), ray_address, quiet, allow_shrink=allow_shrink)
     except (ResumeConflict, PlanError, SourceListingError, *_user_errors()) as e:
         _fail(str(e))
 

@@ -91,3 +91,9 @@ def test_gallery_command_writes_one_sheet_per_type(tmp_path):
     for t in ("haze", "noise"):
         im = Image.open(tmp_path / "g" / f"{t}.png")
         assert im.size[0] >= 4 * 64 and im.size[1] >= 2 * 64
+
+
+def test_ray_address_without_ray_is_a_clear_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pairforge.cli", "degrade", str(tmp_path), str(tmp_path / "o"),
+                        "--ray-address", "auto"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--ray-address needs --ray" in r.stderr

@@ -250,8 +250,10 @@ class TarShardWriter(ShardWriter):
     def _put(self, key: str, members: list[tuple[str, bytes]]) -> None:
         if self._tar is None:
             self._raw = self.storage.open_staging(tar_name(self.shard))
+            # copybufsize: a member in one read and one write (tarfile's default copies in 16 KiB
+            # pieces, each through the hashing writer's Python write())
             self._tar = tarfile.open(fileobj=_HashingWriter(self._raw, self._digest), mode="w",  # noqa: SIM115
-                                     format=tarfile.USTAR_FORMAT)
+                                     format=tarfile.USTAR_FORMAT, copybufsize=1 << 22)
         for m, data in members:
             self._tar.addfile(_tarinfo(f"{key}.{m}", len(data)), io.BytesIO(data))
 
