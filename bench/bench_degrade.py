@@ -123,19 +123,19 @@ def profile_ops(paths, preset: str = "realesrgan") -> dict:
 
     spent: dict = defaultdict(float)
     classes = [O.UsmOp, O.BlurOp, O.ResizeOp, O.ResizeToOp, O.SubsampleOp, O.GaussianNoiseOp, O.PoissonNoiseOp, O.JpegOp]
-    originals = {c: c.apply for c in classes}
+    originals = {c: c.apply_np for c in classes}  # the CPU path: one numpy image per call
 
     def timed(f):
-        def apply(self, x, params, env):
+        def apply_np(self, a, p, env):
             t = time.thread_time()
-            y = f(self, x, params, env)
+            y = f(self, a, p, env)
             spent[self.name] += time.thread_time() - t
             return y
 
-        return apply
+        return apply_np
 
     for c in classes:
-        c.apply = timed(originals[c])
+        c.apply_np = timed(originals[c])
     try:
         deg = ChainDegradeConfig.model_validate({"preset": preset, "device": "cpu", "threads": 1}).build()
         t0 = time.process_time()
@@ -150,7 +150,7 @@ def profile_ops(paths, preset: str = "realesrgan") -> dict:
         total = time.process_time() - t0
     finally:
         for c in classes:
-            c.apply = originals[c]
+            c.apply_np = originals[c]
     out = {k: round(v / len(paths) * 1000, 2) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
     out["(total, process CPU)"] = round(total / len(paths) * 1000, 2)
     return out
