@@ -14,7 +14,6 @@ only inside the tensor functions, so the CPU path never loads it.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 

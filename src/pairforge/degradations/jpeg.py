@@ -173,7 +173,7 @@ def diffjpeg_torch(x: torch.Tensor, qualities: Sequence[float]) -> torch.Tensor:
     import torch
     import torch.nn.functional as F
 
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     factors = torch.tensor([quality_to_factor(float(q)) for q in qualities], dtype=torch.float32, device=x.device)
     ph, pw = (-h) % 16, (-w) % 16
     xp = F.pad(torch.clamp(x.float(), 0, 1), (0, pw, 0, ph), mode="constant", value=0.0) * 255.0

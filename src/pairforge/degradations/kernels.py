@@ -69,7 +69,7 @@ def bessel_j1(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return np.zeros_like(x)
     m = float(np.abs(x).max())
-    n = int(math.ceil(1.1 * m)) + 40
+    n = math.ceil(1.1 * m) + 40
     t = (np.arange(n) + 0.5) * (2.0 * math.pi / n)
     flat = x.ravel()
     out = np.empty_like(flat)
