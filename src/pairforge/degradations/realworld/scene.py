@@ -221,6 +221,31 @@ def extend_sky(texture: np.ndarray, sky: np.ndarray, col_bottom: np.ndarray) -> 
     return out
 
 
+def horizon_line(col_bottom: np.ndarray, h: int) -> np.ndarray:
+    """The horizon row per column as a straight line (a level or slightly tilted camera), fitted to the
+    columns whose sky reaches it.
+
+    Anything standing in front of the horizon (masts, a tower the frame cuts, a person's head) only ends
+    a column's sky *higher*, and a smooth dark ground can let a column's sky run too low; so the fit
+    starts from a level line at the median of the lower half of the columns and keeps, three times, the
+    columns near the current line; the tilt is limited to 10% of the frame's height across its width.
+    A running median across columns (the previous estimate) followed a lattice tower at the frame's edge
+    up to the top: the sky beside it came out as near ground, a dark block in haze."""
+    cb = np.asarray(col_bottom, np.float64)
+    w = cb.size
+    x = np.arange(w, dtype=np.float64)
+    line = np.full(w, float(np.median(cb[cb >= np.median(cb)])))
+    band = max(2.0, 0.04 * h)
+    for _ in range(3):
+        keep = np.abs(cb - line) <= band
+        if keep.sum() < max(3, w // 5):
+            break
+        b = float(np.clip(np.polyfit(x[keep], cb[keep], 1)[0], -0.1 * h / w, 0.1 * h / w))
+        a = float(np.median(cb[keep] - b * x[keep]))
+        line = a + b * x
+    return np.clip(line, 0, h - 1).astype(np.float32)
+
+
 def layout_depth(shape: tuple[int, int], sky: np.ndarray, col_bottom: np.ndarray,
                  subject: np.ndarray | None) -> tuple[np.ndarray, float | None]:
     """Depth (0 near .. 1 far) of a ground plane below the horizon, sky at infinity, structures rising
@@ -229,22 +254,20 @@ def layout_depth(shape: tuple[int, int], sky: np.ndarray, col_bottom: np.ndarray
     here: at this resolution its outline is a few pixels off, and a near subject pasted into a far sky
     leaves a clear, dark halo in haze; :meth:`Scene.depth` blends it in with the image-guided matte.
 
-    The horizon is the sky's lower edge per column, smoothed by a wide median across columns: a mast or
-    a tree in one column must not pull the ground plane up into the sky (it would come out near, and
-    a haze would leave a dark, clear silhouette around it)."""
+    The horizon is a straight line through the sky's lower edge where nothing stands in front of it
+    (:func:`horizon_line`): a mast, a tree or a tower cut by the frame must not pull the ground plane up
+    into the sky (it would come out near, and a haze would leave a dark, clear block around it)."""
     h, w = shape
-    k = max(3, (w // 3) | 1)
-    pad = np.pad(col_bottom.astype(np.float32), (k // 2, k // 2), mode="edge")
-    smooth = np.array([np.median(pad[i:i + k]) for i in range(w)], np.float32)
-    hz = np.clip(smooth, 0, h - 1)[None, :]
+    hz = horizon_line(col_bottom, h)[None, :]
     y = np.arange(h, dtype=np.float32)[:, None] + 0.5
     # ground plane: distance ~ 1 / (y - horizon), on a log scale from the bottom row (0) to the ground's
     # farthest row, the one just under the horizon (0.95, next to the sky's 1): the ground recedes into
     # the sky as a real one does, with no step at the horizon however few rows of ground the frame holds
+    # (shaped by ^0.75: the foreground stays near when the horizon is low in the frame)
     span = np.maximum(h - hz, 1.0)
     rel = np.clip((y - hz) / span, 1e-3, 1.0)
     rel_min = np.clip(0.5 / span, 1e-3, 0.5)
-    ground = np.clip(np.log(1.0 / rel) / np.log(1.0 / rel_min), 0.0, 1.0) ** 0.5 * 0.95
+    ground = np.clip(np.log(1.0 / rel) / np.log(1.0 / rel_min), 0.0, 1.0) ** 0.75 * 0.95
     # above the horizon, sky or not (masts, roofs, clouds the sky test missed): as far as the sky. The
     # 64 px sky mask is too coarse to separate them, and a nearer value would print its blocks into haze;
     # below it, one plane whatever the sky test said pixel by pixel: a smooth geometric model, no blotches
