@@ -98,7 +98,7 @@ def test_haze_leaves_no_clear_band_in_the_sky():
     hazed top."""
     img = _rgb("rocket", 256)
     t = make_type("haze", HazeConfig(heterogeneity=(0.0, 0.0), severity="heavy"))
-    lq, p = t(img, np.random.default_rng(0), {})
+    _lq, p = t(img, np.random.default_rng(0), {})
     assert p["depth_form"] == "layout"
     tr = t.transmission(img, p, {})
     h = img.shape[0]

@@ -129,7 +129,7 @@ def find_source(image: np.ndarray) -> dict | None:
     # a bright frame white surfaces clip too: only a sun, a big clipped blob in a bright glow, counts
     low_key = float(np.quantile(lum, 0.9)) < 0.35
     glow_floor = 0.0 if low_key else 0.6
-    n, cc, stats, cent = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    _n, cc, stats, cent = cv2.connectedComponentsWithStats(bright, connectivity=8)
     yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
     best, score, best_col = None, 0.0, None
     # the largest blobs first, at most 16 (a sparkling sea or a chandelier must not cost hundreds of
