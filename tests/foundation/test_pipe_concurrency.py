@@ -116,3 +116,9 @@ def test_degrade_workers_option_changes_nothing_but_speed(tmp_path):
         r = _cli("degrade", photos, tmp_path / f"w{w}", "--preset", "realesrgan", "--workers", w, "--samples-per-shard", 2, "-q")
         assert r.returncode == 0, r.stderr
     assert _tars(tmp_path / "w1") == _tars(tmp_path / "w3") and len(_tars(tmp_path / "w1")) == 2
+    # plain PNGs used whole: the HQ files are the sources' own pixel streams (the path under test)
+    import tarfile
+
+    with tarfile.open(tmp_path / "w3" / "shards" / "shard-000000.tar") as tar:
+        metas = [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
+    assert metas and all(m["hq_png"] == "source" for m in metas)
