@@ -93,39 +93,46 @@ def parse_plain_png(data: bytes) -> PlainPNG | None:
 @dataclass(frozen=True)
 class SourcePNG:
     """The PNG an image was decoded from, kept so that the writer can store the HQ without encoding it
-    again (~10 ms for 512 px) when the HQ is still exactly those pixels: ``pixels_sha256`` is the digest
-    of the array decoded from ``png.idat``. See :meth:`png_for`."""
+    again (~9 ms for 512 px) when the HQ is still exactly those pixels. Made only by
+    :func:`decode_image_keep`, after checking that the IDAT stream inflates to exactly the rows IHDR
+    asks for (no missing or trailing data, valid filter bytes) and decoding the pixels from those very
+    rows; ``pixels_sha256`` is the digest of the decoded array."""
 
     png: PlainPNG
     pixels_sha256: bytes
 
     def png_for(self, rgb: np.ndarray) -> bytes | None:
         """A PNG of ``rgb`` made from the source's own pixel stream (IHDR + IDAT + IEND, the other chunks
-        dropped as an encode drops them), or None (then encode): only when ``rgb`` has exactly the
-        decoded pixels (same shape, same sha256), the stream inflates to exactly the rows IHDR asks
-        for (no missing or trailing data) with valid filter bytes, and it is compressed (at most 90%
-        of the raw size: an uncompressed source PNG is encoded instead of copied)."""
+        dropped as an encode drops them) when ``rgb`` has exactly the decoded pixels (same shape, same
+        sha256); else None (then encode)."""
         p = self.png
-        row = 1 + 3 * p.width
-        raw_len = p.height * row
-        if rgb.dtype != np.uint8 or rgb.shape != (p.height, p.width, 3) or len(p.idat) > 0.9 * raw_len:
+        if rgb.dtype != np.uint8 or rgb.shape != (p.height, p.width, 3):
             return None
         if hashlib.sha256(np.ascontiguousarray(rgb).data).digest() != self.pixels_sha256:
-            return None
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(p.idat, raw_len + 1)
-        except zlib.error:
-            return None
-        if len(raw) != raw_len or not d.eof or d.unused_data or d.unconsumed_tail:
-            return None
-        if int(np.frombuffer(raw, np.uint8)[::row].max()) > 4:  # filter types 0-4
             return None
         out = [PNG_SIGNATURE, _chunk(b"IHDR", p.ihdr)]
         step = 1 << 20
         out += [_chunk(b"IDAT", p.idat[i : i + step]) for i in range(0, len(p.idat), step)]
         out.append(_chunk(b"IEND", b""))
         return b"".join(out)
+
+
+def _inflate_rows(plain: PlainPNG) -> bytes | None:
+    """The filtered rows of a :class:`PlainPNG` (its IDAT stream inflated) when the stream holds exactly
+    the rows IHDR asks for, ends there (no trailing data) and every row has a valid filter type (0-4);
+    else None. What any conforming decoder unfilters, so pixels decoded from these rows are the file's."""
+    row = 1 + 3 * plain.width
+    raw_len = plain.height * row
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(plain.idat, raw_len + 1)
+    except zlib.error:
+        return None
+    if len(raw) != raw_len or not d.eof or d.unused_data or d.unconsumed_tail:
+        return None
+    if int(np.frombuffer(raw, np.uint8)[::row].max()) > 4:
+        return None
+    return raw
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -139,15 +146,32 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     return arr, info
 
 
-def _decode_plain_png(plain: PlainPNG, data: bytes, max_pixels: int, max_side: int | None) -> np.ndarray | None:
+def _decode_plain_png(plain: PlainPNG, data: bytes, max_pixels: int, max_side: int | None,
+                      keep_png: bool) -> tuple[np.ndarray, SourcePNG | None] | None:
     """OpenCV's libpng decode of a :class:`PlainPNG` within the limits (the same pixels as Pillow's,
-    ~20% less CPU); None to take the general path (over a limit, or OpenCV refused it)."""
+    ~20% less CPU), and with ``keep_png`` its :class:`SourcePNG` when the file is worth keeping
+    (compressed to at most 90% of the raw rows: an uncompressed source is encoded instead). None to take
+    the general path (over a limit, or OpenCV refused it).
+
+    A kept PNG is decoded from the rows :func:`_inflate_rows` checked, handed to libpng in a stored
+    (uncompressed) stream: the check's inflate is the decode's, ~1.3 ms less than inflating twice."""
     if plain.width * plain.height > max_pixels or (max_side and max(plain.width, plain.height) > max_side):
         return None
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-    if arr is None or arr.shape != (plain.height, plain.width, 3) or arr.dtype != np.uint8:
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    shape = (plain.height, plain.width, 3)
+    if keep_png and len(plain.idat) <= 0.9 * plain.height * (1 + 3 * plain.width):
+        raw = _inflate_rows(plain)
+        if raw is not None:
+            stored = b"".join([PNG_SIGNATURE, _chunk(b"IHDR", plain.ihdr), _chunk(b"IDAT", zlib.compress(raw, 0)),
+                               _chunk(b"IEND", b"")])
+            del raw
+            arr = cv2.imdecode(np.frombuffer(stored, np.uint8), flags)
+            if arr is not None and arr.shape == shape and arr.dtype == np.uint8:
+                return arr, SourcePNG(plain, hashlib.sha256(arr.data).digest())
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if arr is None or arr.shape != shape or arr.dtype != np.uint8:
         return None
-    return arr
+    return arr, None
 
 
 def decode_image_keep(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -166,12 +190,11 @@ def decode_image_keep(data: bytes, name: str = "<bytes>", max_pixels: int = DEFA
         raise ImageRejected("undecodable", f"{name}: empty file")
     plain = parse_plain_png(data)
     if plain is not None:
-        arr = _decode_plain_png(plain, data, max_pixels, max_side)
-        if arr is not None:
+        got = _decode_plain_png(plain, data, max_pixels, max_side, keep_png)
+        if got is not None:
             info = {"format": "PNG", "mode": "RGB", "decoded_size": [plain.height, plain.width],
                     "size": [plain.height, plain.width]}
-            kept = SourcePNG(plain, hashlib.sha256(arr.data).digest()) if keep_png else None
-            return arr, info, kept
+            return got[0], info, got[1]
     steps: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -268,7 +291,7 @@ def encode_png(rgb: np.ndarray, compression: int = 1) -> bytes:
     """Lossless PNG (OpenCV's libpng: much faster than Pillow at low compression levels).
 
     Every row uses the Up filter instead of libpng's default of trying all five per row: at level 1,
-    33% less CPU for a 512 px photo (9.0 vs 13.5 ms) for a file 3% larger (measured in BENCHMARKS.md);
+    33% less CPU for a 512 px photo (9.0 vs 13.5 ms) for a file 3% larger (measured for issue 14);
     level 0 (stored) uses no filter, which would not shrink anything."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"encode_png needs uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
