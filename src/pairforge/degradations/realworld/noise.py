@@ -110,9 +110,12 @@ def add_component(x: np.ndarray, comp: dict, rng: np.random.Generator, image: np
     if kind == "grain":
         s = np.float32(comp["strength"] * 8.0 / 255.0)
         h, w = x.shape[:2]
-        luma = normal(rng, (h, w, 1)) * s
-        chroma = normal(rng, (h, w, 3)) * (np.float32(0.35) * s)
-        return x + correlate_noise(luma + chroma, comp["size"])
+        luma = normal(rng, (h, w, 1))
+        luma *= s
+        chroma = normal(rng, (h, w, 3))
+        chroma *= np.float32(0.35) * s
+        chroma += luma
+        return x + correlate_noise(chroma, comp["size"])
     if kind == "gaussian":
         return x + normal(rng, x.shape) * np.float32(comp["sigma"] / 255.0)
     if kind == "salt_pepper":

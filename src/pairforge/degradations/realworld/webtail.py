@@ -52,6 +52,9 @@ def apply_tail(image: np.ndarray, p: dict) -> np.ndarray:
     x = cv2.resize(image, size, interpolation=INTERP[p["down_interp"]])
     x = gaussian(to_float(x), p["blur_sigma"])
     rng = np.random.Generator(np.random.PCG64(p["seed"]))
-    x = to_uint8(x + normal(rng, x.shape) * np.float32(p["noise_sigma"] / 255.0))
+    z = normal(rng, x.shape)
+    z *= np.float32(p["noise_sigma"] / 255.0)
+    x += z  # x is gaussian()'s own array
+    x = to_uint8(x)
     x = encode_decode(x, "jpeg", p["jpeg_quality"], "420")
     return cv2.resize(x, (w, h), interpolation=INTERP[p["up_interp"]])
