@@ -115,9 +115,31 @@ def dusk() -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(f * 255), 0, 255).astype(np.uint8), depth
 
 
-@pytest.mark.parametrize("kind", ["field", "street", "dusk"])
+def person() -> tuple[np.ndarray, np.ndarray]:
+    """The field with someone standing 3 m away at the left edge of the frame (the frame cuts them), in
+    dark textured clothes, their head above the horizon (they are taller than the camera is high): the
+    cameraman's layout. Ray-cast: a box 0.6 m deep from x = -3 m to -0.4 m, 2.2 m tall."""
+    img, depth = render("field")
+    n = SIZE * SS
+    d = _rays(n, pitch_deg=12.0)
+    z = 3.0
+    t = np.where(d[..., 2] > 0, z / d[..., 2], np.inf)
+    hx, hy = t * d[..., 0], 1.6 + t * d[..., 1]
+    hit = (hx > -3.0) & (hx < -0.4) & (hy > 0.0) & (hy < 2.2)
+    cloth = _tint(_texture("gravel"), (0.12, 0.1, 0.1)) * 0.5
+    col = _lookup(cloth, hx, 2.2 - hy, 300.0)
+    big = cv2.resize(img.astype(np.float32) / 255, (n, n), interpolation=cv2.INTER_NEAREST)
+    full = np.where(hit[..., None], col, big)
+    dep = np.where(hit, t, np.inf)
+    img = cv2.resize(np.clip(full, 0, 1).astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    dep = dep.reshape(SIZE, SS, SIZE, SS).min(axis=(1, 3))
+    depth = np.where(np.isfinite(dep), dep, depth)
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8), depth
+
+
+@pytest.mark.parametrize("kind", ["field", "street", "dusk", "person"])
 def test_layout_depth_orders_the_scene_like_the_truth(kind):
-    img, gt = dusk() if kind == "dusk" else render(kind)
+    img, gt = {"dusk": dusk, "person": person}.get(kind, lambda: render(kind))()
     sc = analyse(img)
     assert sc.depth_form == "layout", sc.info
     d = sc.depth()
@@ -128,6 +150,9 @@ def test_layout_depth_orders_the_scene_like_the_truth(kind):
     assert d[~np.isfinite(gt)].mean() > 0.95 and d[-SIZE // 8:].mean() < 0.3
     # all of the sky: no band of it above the horizon comes out near
     assert np.quantile(d[~np.isfinite(gt)], 0.05) > 0.7, (kind, np.quantile(d[~np.isfinite(gt)], 0.05))
+    if kind == "person":  # their head, above the horizon, is as near as they stand, not as far as the sky
+        head = np.isfinite(gt) & (gt < 5) & (np.arange(SIZE)[:, None] < 0.6 * SIZE)
+        assert head.sum() > 200 and float(d[head].mean()) < 0.3, float(d[head].mean())
 
 
 @pytest.mark.parametrize("kind", ["wall", "table", "flipped"])

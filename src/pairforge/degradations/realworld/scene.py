@@ -281,6 +281,71 @@ def layout_depth(shape: tuple[int, int], sky: np.ndarray, col_bottom: np.ndarray
     return cv2.GaussianBlur(d, (0, 0), sigmaX=max(0.8, min(h, w) / 64.0)), d_sub
 
 
+def standing_object(lab: np.ndarray, sky: np.ndarray, col_bottom: np.ndarray, tol: float = 12.0) -> np.ndarray | None:
+    """Something standing on the ground near the camera and rising above the horizon (a person seen from
+    eye height, the frame cutting them), as a mask, or None.
+
+    The salient-subject test needs the object inside the frame; a person cut by the frame edge fails it,
+    and the layout then puts their head, above the horizon, as far as the sky (heavy haze fogs it like
+    the sky, depth defocus blurs it). A structure above the horizon (:func:`horizon_line`) at least 10% of the frame
+    wide (not a mast or a lattice tower), grown below the horizon through continuing colour, whose growth reaches well down
+    the ground (40% of the ground rows) and stays a part of the frame (<= 70% of the width, <= half the
+    area) stands on the ground there. Thin masts and skyline buildings (no growth down the ground), the
+    ground itself (too wide) and towers cut by the top of the frame (a see-through lattice would print a
+    near block into the sky) do not. Validated against ground-truth depth (a slab standing in the field)."""
+    h, w = sky.shape
+    line = horizon_line(col_bottom, h)
+    hz = int(round(float(np.median(line))))
+    if not 2 <= hz < h - 4:
+        return None
+    rows = np.arange(h)[:, None]
+    # strictly above the horizon's band (along the skyline, buildings would join everything into one),
+    # and below each column's sky (its lower edge as extended through a graded low sky: the sky mask
+    # alone leaves that band out, and a tower would take it along)
+    above = (rows < line[None, :] - 2) & (rows >= np.asarray(col_bottom)[None, :]) & ~sky
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(above.astype(np.uint8), connectivity=8)
+    best, best_area = None, 0
+    img8 = np.clip(lab * np.float32([2.55, 1.0, 1.0]) + np.float32([0, 128, 128]), 0, 255).astype(np.uint8)
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_WIDTH] < 0.1 * w or stats[i, cv2.CC_STAT_AREA] < 0.01 * h * w:
+            continue
+        if stats[i, cv2.CC_STAT_TOP] == 0:  # cut by the top of the frame: a tower or a wall, not a person
+            continue
+        comp = cc == i
+        base = comp & (rows >= hz - 5)
+        if not base.any():
+            continue
+        # grow down from the base through neighbours of continuing colour (floating-range flood fill:
+        # a coat under a face and a camera, each part from its own colour), never back above the base
+        fill = np.zeros((h + 2, w + 2), np.uint8)
+        fill[1:-1, 1:-1][rows[:, 0] < hz - 5] = 1  # a filled mask pixel is a wall for floodFill
+        # the skyline band is walled off beside the structure: it would lead along the horizon
+        band = (rows[:, 0] >= hz - 5) & (rows[:, 0] <= hz + 3)
+        fill[1:-1, 1:-1][np.ix_(band, ~comp.any(0))] = 1
+        for yy, xx in zip(*np.nonzero(base)):
+            if fill[yy + 1, xx + 1]:
+                continue
+            cv2.floodFill(img8, fill, (int(xx), int(yy)), 0, (tol,) * 3, (tol,) * 3,
+                          4 | cv2.FLOODFILL_MASK_ONLY | (2 << 8))
+        region = comp | (fill[1:-1, 1:-1] == 2)
+        # a face and a white shirt between head and coat, gloves and a camera in front of the chest: what
+        # stands is whole from its top to its foot in each column; then close small gaps, fill the holes
+        ys = np.where(region, rows, h)
+        top, foot = ys.min(0), np.where(region, rows, -1).max(0)
+        region |= (rows >= top[None, :]) & (rows <= foot[None, :])
+        region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+        inv = (~region).astype(np.uint8)
+        _k, cc2 = cv2.connectedComponents(inv, connectivity=4)
+        edge_ids = np.unique(np.concatenate([cc2[0], cc2[-1], cc2[:, 0], cc2[:, -1]]))
+        region |= inv.astype(bool) & ~np.isin(cc2, edge_ids)
+        lowest = int(np.nonzero(region.any(1))[0].max())
+        if lowest < hz + 0.4 * (h - hz) or region.any(0).mean() > 0.7 or region.mean() > 0.5:
+            continue
+        if int(region.sum()) > best_area:
+            best, best_area = region, int(region.sum())
+    return best
+
+
 def guided_filter(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
     """He et al.'s guided filter (grey guide): ``p`` locally re-expressed as a linear function of the
     guide, so a coarse mask's edge snaps to the image's edges (guided feathering)."""
@@ -482,7 +547,7 @@ class Scene:
         """Use a given subject matte (H x W in [0, 1], e.g. from a caller or a model)."""
         m = downscale(np.clip(np.asarray(matte, np.float32), 0.0, 1.0), ANALYSIS_SIDE) > 0.5
         self._cache = {k: v for k, v in self._cache.items()
-                       if not (k in ("layout_depth", "subject_matte") or (isinstance(k, tuple) and k[0] in ("subject", "depth", "ground")))}
+                       if not (k in ("layout_depth", "subject_matte", "popup_small", "popup_matte") or (isinstance(k, tuple) and k[0] in ("subject", "depth", "ground")))}
         self._cache["subject_small"] = (m if m.any() else None, 1.0)
 
     def set_regions(self, labels: np.ndarray) -> None:
@@ -493,7 +558,7 @@ class Scene:
         self._cache["labels"] = relabel(small)
         self._cache.pop("subject_small", None)
         self._cache = {k: v for k, v in self._cache.items()
-                       if not (k in ("layout_depth", "subject_matte") or (isinstance(k, tuple) and k[0] in ("subject", "depth", "ground", "segments")))}
+                       if not (k in ("layout_depth", "subject_matte", "popup_small", "popup_matte") or (isinstance(k, tuple) and k[0] in ("subject", "depth", "ground", "segments")))}
 
     def _depth_small(self) -> np.ndarray | None:
         if self._depth_override is not None:
@@ -505,14 +570,33 @@ class Scene:
         if d_sub is None:
             return bg
         m = self._get(("subject", "matte_small"), lambda: cv2.resize(
-            self._subject_matte, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA))
+            self._popup_matte, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA))
         return (bg * (1.0 - m) + d_sub * m).astype(np.float32)
+
+    @property
+    def _popup_small(self) -> np.ndarray | None:
+        """What stands up from the ground plane of the layout: the salient subject, else a standing
+        object the frame cuts (:func:`standing_object`)."""
+        def f():
+            subj, _ = self._subject_small
+            if subj is not None:
+                return subj
+            lay = self._layout
+            return standing_object(self.lab, lay["_sky"], lay["_col_bottom"])
+        return self._get("popup_small", f)
+
+    @property
+    def _popup_matte(self) -> np.ndarray:
+        if self._popup_small is self._subject_small[0]:
+            return self._subject_matte
+        return self._get("popup_matte", lambda: self._guided(self._popup_small))
 
     @property
     def _layout_parts(self) -> tuple[np.ndarray, float | None]:
         lay = self._layout
-        subj, _ = self._subject_small
-        return self._get("layout_depth", lambda: layout_depth(self.small.shape[:2], lay["_sky"], lay["_col_bottom"], subj))
+        return self._get("layout_depth", lambda: layout_depth(
+            self.small.shape[:2], lay["_sky"], lay["_col_bottom"], self._popup_small))
+
 
     def depth(self, shape: tuple[int, int] | None = None) -> np.ndarray:
         """Depth 0 near .. 1 far at ``shape`` (constant 0.5 in the neutral form)."""
@@ -525,7 +609,7 @@ class Scene:
                 if d_sub is not None:
                     # the confident core only: a subject edge a pixel too far hazes a thin rim of the subject,
                     # one a pixel too near leaves a clear, dark halo in the sky (far more visible)
-                    m = np.clip(2.0 * self.subject(shape, feather=0.0) - 1.0, 0.0, 1.0)
+                    m = np.clip(2.0 * upsample(self._popup_matte, shape) - 1.0, 0.0, 1.0)
                     d = d * (1.0 - m) + d_sub * m
                 return np.clip(d, 0.0, 1.0).astype(np.float32)
             d = self._depth_small()
@@ -543,12 +627,14 @@ class Scene:
         """The subject's matte at twice the analysis resolution, its edge moved onto the image's edges
         by a guided filter (the analysis mask is a superpixel outline, a few pixels off: a hair's
         width of background moving with the subject, or a halo of near depth in a far sky)."""
-        def f():
-            g = cv2.cvtColor(self._big, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-            m = upsample(self._subject_small[0].astype(np.float32), g.shape)
-            r = max(1, round(1.5 * min(g.shape) / ANALYSIS_SIDE))
-            return np.clip(guided_filter(g, m, r, 1e-3), 0.0, 1.0).astype(np.float32)
-        return self._get("subject_matte", f)
+        return self._get("subject_matte", lambda: self._guided(self._subject_small[0]))
+
+    def _guided(self, mask: np.ndarray) -> np.ndarray:
+        """An analysis-resolution mask as a matte at twice that, its edge on the image's edges."""
+        g = cv2.cvtColor(self._big, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        m = upsample(mask.astype(np.float32), g.shape)
+        r = max(1, round(1.5 * min(g.shape) / ANALYSIS_SIDE))
+        return np.clip(guided_filter(g, m, r, 1e-3), 0.0, 1.0).astype(np.float32)
 
     def subject(self, shape: tuple[int, int] | None = None, feather: float = 0.006) -> np.ndarray | None:
         """Soft matte of the salient subject at ``shape`` (image-guided edge, feathered by ``feather`` x
