@@ -295,7 +295,7 @@ def standing_object(lab: np.ndarray, sky: np.ndarray, col_bottom: np.ndarray, to
     near block into the sky) do not. Validated against ground-truth depth (a slab standing in the field)."""
     h, w = sky.shape
     line = horizon_line(col_bottom, h)
-    hz = int(round(float(np.median(line))))
+    hz = round(float(np.median(line)))
     if not 2 <= hz < h - 4:
         return None
     rows = np.arange(h)[:, None]
