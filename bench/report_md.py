@@ -61,6 +61,14 @@ def cli_md(res: dict) -> str:
     for k, label in labels.items():
         if r.get(k) is not None:
             lines.append(f"- {label}: {r[k]:.2f}x")
+    par = res.get("parallelism")
+    if par:
+        lines += ["", f"Parallelism of `{par['command']}` on {par['photos']} photos (threads runnable, sampled every 5 ms; "
+                  "a busy machine does not hide it): mean {0} of the cores over the whole command, {1} over its "
+                  "busy middle ({2} s, from the first to the last 0.2 s in which every core had a thread; start-up and the "
+                  "run report are one thread), every core's worth runnable {3:.0%} of that middle.".format(
+                      par["mean_runnable_whole"], par["mean_runnable_busy_middle"], par["busy_middle_s"],
+                      par["busy_middle_share_all_cores"])]
     lines += ["", "Start-up:", ""]
     for k, v in res.get("startup", {}).items():
         lines.append(f"- {k}: {', '.join(v) if isinstance(v, list) else _f(v, 2)}" if v != [] else f"- {k}: none")
