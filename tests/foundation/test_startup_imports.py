@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "ray", "pyiqa", "transformers", "diffusers")
+#: matplotlib too: the run report every degrade ends with draws its charts as plain SVG (it cost ~1 s to import
+#: and ~2 s to draw them, per command, whatever the run size)
+HEAVY = ("torch", "ray", "pyiqa", "transformers", "diffusers", "matplotlib")
 
 PROBE = """
 import atexit, json, sys
@@ -51,6 +53,7 @@ def test_degrade_with_a_chain_preset_on_the_cpu_imports_no_torch(one_photo, tmp_
     got = heavy_imports("degrade", one_photo, tmp_path / "o", "--preset", preset, "-q", env={"CUDA_VISIBLE_DEVICES": ""})
     assert got == []
     assert list((tmp_path / "o" / "shards").glob("*.tar"))  # it did run: a shard of pairs was written
+    assert (tmp_path / "o" / "report.html").exists()  # and the run report with its charts
 
 
 CHAIN_OPTIONS = """

@@ -2,7 +2,7 @@
 card (``README.md`` with Hugging Face front matter), both made from the run directory alone.
 
 - :mod:`.collect` gathers statistics in bounded memory (commit records + every sample's JSON, once);
-- :mod:`.gallery` reads the few picked pairs; :mod:`.plots` draws the charts (matplotlib, SVG);
+- :mod:`.gallery` reads the few picked pairs; :mod:`.plots` draws the charts (hand-written SVG);
 - :mod:`.page` renders ``report.html`` from the template in ``templates/``; :mod:`.card` writes the card.
 """
 from __future__ import annotations
