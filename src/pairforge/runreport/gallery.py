@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -115,38 +117,54 @@ def load_pictures(data: RunData, reader: DatasetReader) -> dict[str, list[Pair]]
         for key, variant in res.values:
             wanted.setdefault(key, []).append(("strength", typ, variant))
     gallery: dict[str, list[Pair]] = {label: [] for label in sorted(shown)}
-    for rec in reader.records():
-        mine = set(wanted).intersection(rec["accepted"])
-        if not mine:
-            continue
-        for s in reader.iter_shard(rec, keys=mine):
-            try:
-                meta = sample_meta(s)
-                hq = decode_png(s[HQ])
-                lq_names = lq_members(s)
-            except (ValueError, KeyError, OSError):
+    # decoding dominates (an HQ PNG per pick, up to STRENGTH_PER_TYPE picks per type); OpenCV releases
+    # the GIL, so a shard's picks are decoded on a few threads. Results are applied in sample order, so
+    # the page is the same whatever the number of threads.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for rec in reader.records():
+            mine = set(wanted).intersection(rec["accepted"])
+            if not mine:
                 continue
-            params = variant_params(meta)
-            for what, name, variant in wanted.get(s["__key__"], []):
-                k = variant or 0
-                if k >= len(lq_names):
-                    continue
-                try:
-                    lq = decode_png(s[lq_names[k]])
-                except (ValueError, OSError):
-                    continue
-                deg = params[k] if k < len(params) else {}
-                if what == "strength":
-                    st = strength(hq, lq)
-                    per = data.strength.setdefault(name, {"psnr": Reservoir(), "ssim": Reservoir()})
-                    per["psnr"].add(st["psnr"])
-                    per["ssim"].add(st["ssim"])
-                    data.strength_source.setdefault(name, "measured on a sample")
-                    continue
-                gallery[name].append(_pair(s["__key__"], hq, lq, deg, variant))
+            samples = list(reader.iter_shard(rec, keys=mine))
+            for done in pool.map(lambda s: _read_sample(s, wanted.get(s["__key__"], [])), samples):
+                for what, name, got in done:
+                    if what == "strength":
+                        per = data.strength.setdefault(name, {"psnr": Reservoir(), "ssim": Reservoir()})
+                        per["psnr"].add(got["psnr"])
+                        per["ssim"].add(got["ssim"])
+                        data.strength_source.setdefault(name, "measured on a sample")
+                    else:
+                        gallery[name].append(got)
     for pairs in gallery.values():
         pairs.sort(key=lambda p: p.key)
     return gallery
+
+
+def _read_sample(s: dict, jobs: list[tuple[str, str, int | None]]) -> list[tuple[str, str, object]]:
+    """Decode one picked sample and do its jobs: ("strength", type, PSNR/SSIM dict) or ("gallery", type,
+    :class:`Pair`); a sample or an LQ that cannot be decoded is skipped."""
+    try:
+        meta = sample_meta(s)
+        hq = decode_png(s[HQ])
+        lq_names = lq_members(s)
+    except (ValueError, KeyError, OSError):
+        return []
+    params = variant_params(meta)
+    out: list[tuple[str, str, object]] = []
+    for what, name, variant in jobs:
+        k = variant or 0
+        if k >= len(lq_names):
+            continue
+        try:
+            lq = decode_png(s[lq_names[k]])
+        except (ValueError, OSError):
+            continue
+        deg = params[k] if k < len(params) else {}
+        if what == "strength":
+            out.append((what, name, strength(hq, lq)))
+        else:
+            out.append((what, name, _pair(s["__key__"], hq, lq, deg, variant)))
+    return out
 
 
 def _pair(key: str, hq: np.ndarray, lq: np.ndarray, deg: dict, variant: int | None) -> Pair:
