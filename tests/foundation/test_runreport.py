@@ -229,3 +229,43 @@ def test_folder_layout_report_and_card(tmp_path):
     card = render_card(LocalStorage(out))
     fm = yaml.safe_load(card.split("---\n")[1])
     assert "configs" not in fm and "folder layout" in card
+
+
+def _svg(uri: str):
+    import xml.etree.ElementTree as ET
+
+    assert uri.startswith("data:image/svg+xml;base64,")
+    doc = base64.b64decode(uri.split(",", 1)[1]).decode("utf-8")
+    root = ET.fromstring(doc)  # well-formed XML, whatever the labels hold
+    texts = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    return root, texts
+
+
+def test_charts_are_well_formed_svg_with_their_labels_and_escaped_text():
+    from pairforge.runreport import plots
+
+    _, texts = _svg(plots.barh({"a<b & c": 3, "accepted": 10}, 'Inputs "by" outcome', xlabel="inputs", total=13))
+    assert {"a<b & c", "accepted", 'Inputs "by" outcome', "inputs", "10  (76.9%)", "3  (23.1%)"} <= set(texts)
+    root, texts = _svg(plots.histogram([1.0, 2.0, 2.5], [7.0], "iqa · piqe", 5.0, "threshold 5", xlabel="piqe"))
+    assert {"iqa · piqe", "piqe", "samples", "accepted (3)", "rejected (1)", "threshold 5"} <= set(texts)
+    assert float(root.get("width")) == pytest.approx(4.6 * 96)
+    _, texts = _svg(plots.distributions({"blur": [20.0, 25.0, 30.0, 31.0], "haze": [12.0]}, "PSNR", "PSNR (dB)"))
+    assert {"blur (4)", "haze (1)", "PSNR", "PSNR (dB)"} <= set(texts)
+    _, texts = _svg(plots.small_histograms({"blur1 sigma": [0.5, 0.5], "jpeg1 quality": [30.0, 95.0]}, "params"))
+    assert {"blur1 sigma (2)", "jpeg1 quality (2)", "params"} <= set(texts)
+    _, texts = _svg(plots.severity_bars({"blur": {"light": 2, "heavy": 1}, "realesrgan": {"-": 4}}, ("light", "heavy")))
+    assert {"light", "heavy", "no severity", "blur", "realesrgan", "3", "4"} <= set(texts)
+    # degenerate inputs still draw: nothing at all, or one value
+    for uri in (plots.histogram([], [], "empty"), plots.histogram([3.0], [], "one"), plots.barh({"x": 0}, "zero")):
+        _svg(uri)
+
+
+def test_tick_values_are_round_and_labelled_with_the_decimals_they_need():
+    from pairforge.runreport.plots import nice_ticks, tick_label
+
+    ticks, step = nice_ticks(0.0, 7.3)
+    assert step == 2 and ticks == [0, 2, 4, 6]
+    ticks, step = nice_ticks(0.2, 1.45, most=6)
+    assert [tick_label(t, step) for t in ticks] == ["0.25", "0.50", "0.75", "1.00", "1.25"]
+    assert nice_ticks(0.0, 3.0, integer=True)[1] == 1.0
+    assert tick_label(-2.0, 1.0) == "\u22122"
