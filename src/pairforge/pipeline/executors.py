@@ -1,4 +1,4 @@
-"""Executors run the pending shards of a plan: in this process (``local``) or on Ray Data (``ray``).
+"""Executors run the pending shards of a plan: in this process (``local``) or on Ray (``ray``).
 
 Both call the same :mod:`pairforge.pipeline.shardwork` code, so a sample is identical either way."""
 from __future__ import annotations
@@ -173,32 +173,38 @@ class SegmentWorker:
         if self.with_writer:
             self.plan_writer = make_writer(spec["run_url"], spec["output"])
 
-    def __call__(self, rows: dict) -> dict:
-        import numpy as np
-
+    def _open(self) -> None:
         if not all(st._ready for st in self.stages):
             for st in self.stages:  # on the first call, inside the worker: errors reach the driver as the cause
                 st.open(self.placement)
             torch = sys.modules.get("torch")  # only a stage that uses torch imports it
             if torch is not None:
                 torch.set_num_threads(self.threads)
+
+    def run_shard(self, shard: int, start: int, end: int, payload: bytes = b"") -> bytes:
+        """One shard through the segment: the shard record as JSON when the segment writes, else the
+        pickled (batch, timings, stats) for the next segment."""
+        self._open()
+        if self.first:
+            batch, timings, stats = shard_batch(start, end), {}, {}
+        else:
+            batch, timings, stats = pickle.loads(payload)
+        batch = run_stages(self.stages, batch, timings, stats)
+        if self.with_writer:
+            return json.dumps(write_batch(self.plan_writer, shard, start, end, batch, timings, stats)).encode()
+        return pickle.dumps((batch, timings, stats), protocol=5)
+
+    def __call__(self, rows: dict) -> dict:
+        """Ray Data's batch interface: one row per shard."""
+        import numpy as np
+
         out: dict[str, list] = {"shard": [], "start": [], "end": [], "payload": []}
         for i in range(len(rows["shard"])):
             shard, start, end = int(rows["shard"][i]), int(rows["start"][i]), int(rows["end"][i])
-            if self.first:
-                batch, timings, stats = shard_batch(start, end), {}, {}
-            else:
-                batch, timings, stats = pickle.loads(rows["payload"][i])
-            batch = run_stages(self.stages, batch, timings, stats)
-            if self.with_writer:
-                record = write_batch(self.plan_writer, shard, start, end, batch, timings, stats)
-                payload = json.dumps(record).encode()
-            else:
-                payload = pickle.dumps((batch, timings, stats), protocol=5)
+            out["payload"].append(self.run_shard(shard, start, end, b"" if self.first else rows["payload"][i]))
             out["shard"].append(shard)
             out["start"].append(start)
             out["end"].append(end)
-            out["payload"].append(payload)
         return {
             "shard": np.array(out["shard"], dtype=np.int64),
             "start": np.array(out["start"], dtype=np.int64),
@@ -206,12 +212,17 @@ class SegmentWorker:
             "payload": np.array(out["payload"], dtype=object),
         }
 
-    def __del__(self):  # Ray Data deletes the UDF when the actor shuts down gracefully
-        for st in getattr(self, "stages", []):
+    def close(self) -> None:
+        """Tear the stages down (the plain-actor path calls this before it ends the actor)."""
+        stages, self.stages = getattr(self, "stages", []), []
+        for st in stages:
             try:
                 st.close()
             except Exception as e:  # a failing teardown must not hide the run's own outcome
                 log.warning("stage %s: teardown failed: %r", st.name, e)
+
+    def __del__(self):  # Ray Data deletes the UDF when the actor shuts down gracefully
+        self.close()
 
 
 def pool_sizes(segments: list[Segment], cpus: float, gpus: float) -> list[tuple[float, int]]:
@@ -245,7 +256,8 @@ def pool_sizes(segments: list[Segment], cpus: float, gpus: float) -> list[tuple[
 
 
 class RayExecutor:
-    """Ray Data plan: one row per shard, one actor pool per segment, the writer in the last segment."""
+    """On Ray: a pool of plain actors for a CPU-only plan on one node, else a Ray Data plan (one row
+    per shard, one actor pool per segment, the writer in the last segment)."""
 
     name = "ray"
 
@@ -270,6 +282,76 @@ class RayExecutor:
         if not pending:
             return
         ray = self._init_ray()
+        res = ray.cluster_resources()
+        segments = plan.segments()
+        sizes = pool_sizes(segments, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
+        payloads = [
+            pickle.dumps(
+                {
+                    "stages": seg.stages,
+                    "with_writer": seg.with_writer,
+                    "first": i == 0,
+                    "num_cpus": ncpu,
+                    "num_gpus": seg.num_gpus,
+                    "run_url": plan.context.run_url,
+                    "output": plan.config.output,
+                }
+            )
+            for i, (seg, (ncpu, _)) in enumerate(zip(segments, sizes))
+        ]
+        if len(segments) == 1 and segments[0].num_gpus == 0 and _alive_nodes(ray) == 1:
+            ncpu, nact = sizes[0]
+            return self._run_actors(ray, payloads[0], ncpu, nact, pending, on_record)
+        self._run_data(ray, segments, sizes, payloads, pending, on_record)
+
+    def _run_actors(self, ray, payload: bytes, ncpu: float, nact: int, pending: list[ShardSpec],
+                    on_record: OnRecord) -> None:
+        """One CPU segment on one node: a pool of plain Ray actors, each given the next shard as it
+        finishes one. Ray Data adds nothing there and costs a fixed ~5 s of CPU on 2 cores (importing
+        ray.data in the driver and in every worker, its stats, autoscaling and actor-location actors,
+        the streaming executor's polling), which is most of what made `--ray` slower than local.
+        A worker process that dies is restarted by Ray and its shard retried (writes are atomic, a
+        redone shard has the same bytes); a stage's own error ends the run as with Ray Data."""
+        worker_cls = ray.remote(SegmentWorker).options(num_cpus=ncpu, max_restarts=3, max_task_retries=3)
+        actors = [worker_cls.remote(payload) for _ in range(min(nact, len(pending)))]
+        queue = iter(pending)
+        running: dict = {}  # object ref -> actor
+        try:
+            for actor in actors:
+                spec = next(queue, None)
+                if spec is None:
+                    break
+                running[actor.run_shard.remote(spec.shard, spec.start, spec.end)] = actor
+            while running:
+                done, _ = ray.wait(list(running), num_returns=1)
+                actor = running.pop(done[0])
+                record = json.loads(ray.get(done[0]))
+                spec = next(queue, None)
+                if spec is not None:
+                    running[actor.run_shard.remote(spec.shard, spec.start, spec.end)] = actor
+                on_record(record)
+            ray.get([a.close.remote() for a in actors])
+        except BaseException as e:
+            for a in actors:
+                ray.kill(a, no_restart=True)
+            if not isinstance(e, Exception):  # Ctrl-C: leave at once
+                raise
+            for r in running:  # collect what the killed actors return, so Ray reports no unhandled error
+                try:
+                    ray.get(r, timeout=10)
+                except Exception:  # noqa: BLE001 (the first error is the run's)
+                    pass
+            err = user_error_from_worker(e)
+            if err is not None:
+                raise err from None
+            raise
+        for a in actors:
+            ray.kill(a, no_restart=True)
+
+    def _run_data(self, ray, segments: list[Segment], sizes: list[tuple[float, int]], payloads: list[bytes],
+                  pending: list[ShardSpec], on_record: OnRecord) -> None:
+        """Ray Data plan (several nodes, GPU segments): one row per shard, one actor pool per segment,
+        its fault tolerance (a lost node's shards are redone elsewhere)."""
         from ray.data import ActorPoolStrategy, DataContext
 
         dctx = DataContext.get_current()
@@ -281,23 +363,9 @@ class RayExecutor:
         # which for a user-facing error is dropped (the CLI prints its one line)
         dctx.raise_original_map_exception = True
         _quiet_user_errors(logging.getLogger("ray.data._internal.execution.streaming_executor_state"))
-        res = ray.cluster_resources()
-        segments = plan.segments()
-        sizes = pool_sizes(segments, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
         items = [{"shard": s.shard, "start": s.start, "end": s.end} for s in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
-        for i, (seg, (ncpu, nact)) in enumerate(zip(segments, sizes)):
-            payload = pickle.dumps(
-                {
-                    "stages": seg.stages,
-                    "with_writer": seg.with_writer,
-                    "first": i == 0,
-                    "num_cpus": ncpu,
-                    "num_gpus": seg.num_gpus,
-                    "run_url": plan.context.run_url,
-                    "output": plan.config.output,
-                }
-            )
+        for seg, (ncpu, nact), payload in zip(segments, sizes, payloads):
             kwargs = dict(
                 fn_constructor_args=(payload,),
                 batch_size=1,
@@ -316,6 +384,10 @@ class RayExecutor:
             if err is not None:
                 raise err from None
             raise
+
+
+def _alive_nodes(ray) -> int:
+    return sum(1 for n in ray.nodes() if n.get("Alive"))
 
 
 class _NoUserErrorTraceback(logging.Filter):
