@@ -228,3 +228,39 @@ def test_subject_is_the_whole_person_and_leaves_the_sky_alone(photos):
     rocket = Scene(_photo("rocket", 128)).subject()
     if rocket is not None:
         assert float(rocket[40:90, :40].mean()) < 0.05 and float(rocket[40:90, -40:].mean()) < 0.05
+
+
+def test_a_tall_narrow_subject_on_the_skyline_is_as_far_as_the_towers():
+    """The rocket photo's subject is the rocket with its pad (at the frame's bottom) and the floodlit
+    base of a tower. Popped up to the depth of its lowest row, the rocket stayed clear in haze while
+    the equally far lattice towers faded, and the floodlit tower base was a dark, unhazed blob in the
+    fogged distance. A subject rising several camera heights above the horizon for every row its foot
+    lies under it, and narrow there, is a structure on the skyline: as far as the sky."""
+    from conftest import _photo
+
+    from pairforge.degradations.realworld.scene import skyline_structure
+
+    for size in (128, 160, 256):
+        img = _photo("rocket", size)
+        sc = analyse(img)
+        assert sc.depth_form == "layout" and sc.has_subject, (size, sc.info)
+        d = sc.depth()
+        h = d.shape[0]
+        assert float(d[: int(0.75 * h)].min()) > 0.9, (size, float(d[: int(0.75 * h)].min()))
+        assert float(d[-h // 16:].mean()) < 0.3  # the foreground under the horizon stays near
+    # the same test on shapes standing in a field whose horizon is row 40 of 64: a person (top to foot
+    # about the camera's height above the horizon for each row under it) stands near, even a narrow one
+    # far off; a thin mast four times that tall does not; nor does a close-up's head and shoulders
+    # (wide) in front of a low horizon
+    cb = np.full(64, 40)
+
+    def box(top, foot, x0, x1):
+        m = np.zeros((64, 64), bool)
+        m[top:foot, x0:x1] = True
+        return m
+
+    assert not skyline_structure(box(30, 62, 10, 30), cb)  # a person near the camera
+    assert not skyline_structure(box(38, 50, 30, 32), cb)  # a person far off (narrow)
+    assert skyline_structure(box(8, 50, 30, 33), cb)  # a mast: 4x as tall above as its foot is under
+    assert not skyline_structure(box(4, 64, 16, 48), cb)  # head and shoulders, horizon behind the chest
+    assert not skyline_structure(box(44, 60, 20, 40), cb)  # a dog on the lawn: all below the horizon
