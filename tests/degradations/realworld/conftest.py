@@ -23,5 +23,12 @@ def photos() -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def photo_of():
+    """A bundled photo by name, centre-cropped square and resized: ``photo_of("rocket", 160)``.
+    A fixture, not ``from conftest import``: in a whole-suite run ``conftest`` names another folder's."""
+    return _photo
+
+
+@pytest.fixture(scope="session")
 def small_photo() -> np.ndarray:
     return _photo("rocket", 64)

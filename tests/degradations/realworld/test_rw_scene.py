@@ -212,36 +212,32 @@ def test_segments_follow_the_requested_count(photos):
         assert lab.shape == photos[0].shape[:2] and np.array_equal(np.unique(lab), np.arange(n))
 
 
-def test_subject_is_the_whole_person_and_leaves_the_sky_alone(photos):
+def test_subject_is_the_whole_person_and_leaves_the_sky_alone(photos, photo_of):
     """A subject's parts stand out from the background by different amounts: the astronaut's orange
     suit strongly, her face and hair against the mottled backdrop less. The matte takes the head with
     the suit (else object motion moves a headless suit and subject-focused defocus blurs the face),
     and a graded dusk sky around the rocket stays background (it continues the border's sky)."""
-    from conftest import _photo
-
     from pairforge.degradations.realworld.scene import Scene
 
     m = Scene(photos[0]).subject()
     assert m is not None
     assert m[24, 57] > 0.8 and m[90, 40] > 0.8, (m[24, 57], m[90, 40])  # face, suit
     assert m[10, 100] < 0.1 and m[20, 15] < 0.1  # backdrop, flag
-    rocket = Scene(_photo("rocket", 128)).subject()
+    rocket = Scene(photo_of("rocket", 128)).subject()
     if rocket is not None:
         assert float(rocket[40:90, :40].mean()) < 0.05 and float(rocket[40:90, -40:].mean()) < 0.05
 
 
-def test_a_tall_narrow_subject_on_the_skyline_is_as_far_as_the_towers():
+def test_a_tall_narrow_subject_on_the_skyline_is_as_far_as_the_towers(photo_of):
     """The rocket photo's subject is the rocket with its pad (at the frame's bottom) and the floodlit
     base of a tower. Popped up to the depth of its lowest row, the rocket stayed clear in haze while
     the equally far lattice towers faded, and the floodlit tower base was a dark, unhazed blob in the
     fogged distance. A subject rising several camera heights above the horizon for every row its foot
     lies under it, and narrow there, is a structure on the skyline: as far as the sky."""
-    from conftest import _photo
-
     from pairforge.degradations.realworld.scene import skyline_structure
 
     for size in (128, 160, 256):
-        img = _photo("rocket", size)
+        img = photo_of("rocket", size)
         sc = analyse(img)
         assert sc.depth_form == "layout" and sc.has_subject, (size, sc.info)
         d = sc.depth()
