@@ -74,13 +74,10 @@ def fit(img: np.ndarray, side: int = SHOW) -> np.ndarray:
 
 
 def strength(hq: np.ndarray, lq: np.ndarray) -> dict:
-    """PSNR/SSIM of an LQ against its HQ; a smaller LQ is compared with the HQ area-resized to its size,
-    so the number measures the degradation beyond the loss of resolution."""
-    from pairforge.degradations.realworld.strength import psnr_ssim
+    """PSNR/SSIM of an LQ against its HQ, for samples that did not record it (older runs, other kinds)."""
+    from pairforge.degradations.realworld.strength import pair_strength
 
-    if hq.shape[:2] != lq.shape[:2]:
-        hq = cv2.resize(hq, (lq.shape[1], lq.shape[0]), interpolation=cv2.INTER_AREA)
-    return psnr_ssim(hq, lq)
+    return pair_strength(hq, lq)
 
 
 def key_params(deg: dict) -> str:

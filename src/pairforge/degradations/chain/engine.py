@@ -23,6 +23,7 @@ import numpy as np
 from pairforge.degradations.base import Degrader, DegradeResult
 from pairforge.degradations.chain.config import ChainDegradeConfig
 from pairforge.degradations.chain.ops import Env, SampleContext, Step
+from pairforge.degradations.realworld.strength import pair_strength
 from pairforge.degradations.resize import resize_hwc
 from pairforge.devices import resolve_device
 from pairforge.seeding import rng_from_seed
@@ -238,6 +239,8 @@ class ChainDegrader(Degrader):
             "crop": crop,
             "ops": [s.params for s in ctx.steps],
             "final": final,
+            # ~1 ms at 512 px; the run report's strength plots read it instead of decoding every pair again
+            "strength": pair_strength(hq_np, lq_np),
         }
         return DegradeResult(
             lq=np.ascontiguousarray(lq_np),

@@ -82,6 +82,15 @@ def psnr_ssim(hq: np.ndarray, lq: np.ndarray) -> dict:
     return {"psnr": psnr(hq, lq), "ssim": round(ssim(hq, lq), 5)}
 
 
+def pair_strength(hq: np.ndarray, lq: np.ndarray) -> dict:
+    """PSNR/SSIM of any pair's LQ against its HQ; a smaller LQ is compared with the HQ area-resized to
+    its size, so the number measures the degradation beyond the loss of resolution. Recorded per sample
+    by the degraders (the run report reads it instead of decoding pairs again)."""
+    if hq.shape[:2] != lq.shape[:2]:
+        hq = cv2.resize(hq, (lq.shape[1], lq.shape[0]), interpolation=cv2.INTER_AREA)
+    return psnr_ssim(hq, lq)
+
+
 def laplacian_energy(g: np.ndarray) -> float:
     """Mean squared Laplacian: the high-frequency energy of a gray image."""
     lap = cv2.Laplacian(np.asarray(g, dtype=np.float32), cv2.CV_32F, ksize=1)
