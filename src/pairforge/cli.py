@@ -311,7 +311,7 @@ def degrade(
     fmt: str = typer.Option("shards", "--format", help="shards (WebDataset) or folder (hq/ lq/ meta/ files)"),
     seed: int = typer.Option(0, "--seed", min=0),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1),
-    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process (pays ~10 s of start-up unless Ray is already running; see README, 'Local or Ray')"),
+    use_ray: bool = typer.Option(False, "--ray", help="run on Ray instead of in this process (pays ~5 s of start-up on 2 cores unless Ray is already running; see README, 'Local or Ray')"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="with --ray: a running Ray cluster to use (e.g. auto), instead of starting one"),
     allow_shrink: bool = typer.Option(False, "--allow-shrink", help="let a smaller --limit delete committed shards outside it (default: refuse, naming them)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="threads in this process (default: every CPU); the output is the same whatever the number"),
