@@ -181,3 +181,19 @@ def test_ssim_agrees_with_scikit_image(photos):
         assert ssim(hq, lq, luma=False) == pytest.approx(ref, abs=2e-5)
         f0, f1 = g0.astype(np.float32), g1.astype(np.float32)  # float planes take the same path
         assert ssim(f0, f1) == pytest.approx(ssim(g0, g1), abs=1e-5)
+
+
+def test_pair_strength_of_images_smaller_than_the_ssim_window_is_psnr_only():
+    """SSIM's 7 x 7 window does not fit a 2 x 2 LQ (an 8 px HQ at x4): the record keeps PSNR and no NaN."""
+    import json
+
+    from pairforge.degradations.realworld.strength import pair_strength
+
+    rng = np.random.default_rng(0)
+    hq = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    lq = rng.integers(0, 256, (2, 2, 3), dtype=np.uint8)
+    s = pair_strength(hq, lq)
+    assert set(s) == {"psnr"} and np.isfinite(s["psnr"])
+    json.loads(json.dumps(s, allow_nan=False))
+    big = pair_strength(np.repeat(np.repeat(hq, 4, 0), 4, 1), hq)  # 32 px HQ vs its 8 px LQ
+    assert set(big) == {"psnr", "ssim"} and np.isfinite(big["ssim"])

@@ -76,9 +76,12 @@ def ssim(hq: np.ndarray, lq: np.ndarray, win_size: int = 7, luma: bool = True) -
 
 
 def psnr_ssim(hq: np.ndarray, lq: np.ndarray) -> dict:
-    """PSNR (dB, RGB, capped at 100 for identical images) and luma SSIM of LQ vs HQ."""
+    """PSNR (dB, RGB, capped at 100 for identical images) and luma SSIM of LQ vs HQ; no SSIM for
+    images smaller than its 7 x 7 window (it is undefined there, and NaN is not JSON)."""
     if np.array_equal(hq, lq):
         return {"psnr": 100.0, "ssim": 1.0}
+    if min(hq.shape[:2]) < 7:
+        return {"psnr": psnr(hq, lq)}
     return {"psnr": psnr(hq, lq), "ssim": round(ssim(hq, lq), 5)}
 
 
