@@ -12,6 +12,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from pairforge.errors import ModelLoadError
 from pairforge.filters.config import IQAFilterConfig, IQAMetricRule
 
 THRESHOLDS_VERSION = 1
+
+# pyiqa imports OpenAI's clip, which imports pkg_resources and so prints setuptools' deprecation warning
+# in every process that loads a metric (each Ray worker of `make demo` too): not the user's concern.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
 
 
 @dataclass
