@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pairforge.degradations.fidelity import pair_strength
 from pairforge.io.dataset import HQ, DatasetReader, lq_members, sample_meta
 from pairforge.io.images import decode_png
 from pairforge.io.provenance import describe_degradation, variant_params
@@ -71,13 +72,6 @@ def fit(img: np.ndarray, side: int = SHOW) -> np.ndarray:
     if scale >= 1:
         return img
     return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def strength(hq: np.ndarray, lq: np.ndarray) -> dict:
-    """PSNR/SSIM of an LQ against its HQ, for samples that did not record it (older runs, other kinds)."""
-    from pairforge.degradations.realworld.strength import pair_strength
-
-    return pair_strength(hq, lq)
 
 
 def key_params(deg: dict) -> str:
@@ -158,7 +152,7 @@ def _read_sample(s: dict, jobs: list[tuple[str, str, int | None]]) -> list[tuple
             continue
         deg = params[k] if k < len(params) else {}
         if what == "strength":
-            out.append((what, name, strength(hq, lq)))
+            out.append((what, name, pair_strength(hq, lq)))
         else:
             out.append((what, name, _pair(s["__key__"], hq, lq, deg, variant)))
     return out
@@ -169,7 +163,7 @@ def _pair(key: str, hq: np.ndarray, lq: np.ndarray, deg: dict, variant: int | No
     st = deg.get("strength") if isinstance(deg.get("strength"), dict) else None
     psnr = _number(st.get("psnr")) if st else None
     if psnr is None:
-        psnr = strength(hq, lq)["psnr"]
+        psnr = pair_strength(hq, lq)["psnr"]
     if lq.shape[0] * lq.shape[1] <= PNG_PIXELS:
         lq_uri = data_uri(lq, "PNG")  # exact pixels: small LQs are what a model will see
     else:

@@ -170,7 +170,7 @@ def test_linear_noise_fit_matches_per_bin_masks(photos):
 def test_ssim_agrees_with_scikit_image(photos):
     from skimage.metrics import structural_similarity
 
-    from pairforge.degradations.realworld.strength import ssim
+    from pairforge.degradations.fidelity import ssim
 
     rng = np.random.default_rng(1)
     for hq in photos:
@@ -187,7 +187,7 @@ def test_pair_strength_of_images_smaller_than_the_ssim_window_is_psnr_only():
     """SSIM's 7 x 7 window does not fit a 2 x 2 LQ (an 8 px HQ at x4): the record keeps PSNR and no NaN."""
     import json
 
-    from pairforge.degradations.realworld.strength import pair_strength
+    from pairforge.degradations.fidelity import pair_strength
 
     rng = np.random.default_rng(0)
     hq = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)

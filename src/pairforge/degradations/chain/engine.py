@@ -23,7 +23,7 @@ import numpy as np
 from pairforge.degradations.base import Degrader, DegradeResult
 from pairforge.degradations.chain.config import ChainDegradeConfig
 from pairforge.degradations.chain.ops import Env, SampleContext, Step
-from pairforge.degradations.realworld.strength import pair_strength
+from pairforge.degradations.fidelity import pair_strength
 from pairforge.degradations.resize import resize_hwc
 from pairforge.devices import resolve_device
 from pairforge.seeding import rng_from_seed

@@ -34,6 +34,7 @@ from pairforge.degradations.base import (
     Variants,
     build_degrader,
 )
+from pairforge.degradations.fidelity import psnr, psnr_ssim
 from pairforge.degradations.realworld.common import (
     SeverityChoice,
     require_rgb8,
@@ -44,7 +45,6 @@ from pairforge.degradations.realworld.depth import DepthConfig
 from pairforge.degradations.realworld.registry import NAMES, ORDER, make_type
 from pairforge.degradations.realworld.scene import Scene
 from pairforge.degradations.realworld.segments import SegmentsConfig
-from pairforge.degradations.realworld.strength import psnr, psnr_ssim
 from pairforge.degradations.realworld.webtail import (
     WebTailConfig,
     apply_tail,

@@ -72,11 +72,11 @@ def photo_set(size: int = SIZE) -> list[np.ndarray]:
 def measure(types=NAMES, photos: list[np.ndarray] | None = None, seeds=SEEDS) -> dict:
     """type -> level -> {"psnr": median, "ssim": median} with each type applied alone (as the gallery
     does: sample, scene, bind, apply), the next photo as the reflection layer."""
+    from pairforge.degradations.fidelity import psnr_ssim
     from pairforge.degradations.realworld.degrader import (
         RealWorldDegradeConfig,
         RealWorldDegrader,
     )
-    from pairforge.degradations.realworld.strength import psnr_ssim
 
     photos = photos if photos is not None else photo_set()
     out: dict = {}
