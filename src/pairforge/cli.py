@@ -73,11 +73,25 @@ def _summary_table(s) -> Table:
     return t
 
 
+#: Ray loggers whose WARNING lines only announce a default (token authentication switched on for a
+#: local cluster); `-q` asks for no chatter, and Ray's real warnings and errors still print
+_RAY_ANNOUNCERS = ("ray._private.authentication.authentication_token_setup",)
+
+
+def _quiet_ray_announcements() -> None:
+    import logging
+
+    for name in _RAY_ANNOUNCERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def execute_run(cfg, out: str, limit: Optional[int], executor: str, ray_address: Optional[str], quiet: bool = False,
                 verify: bool = False, allow_shrink: bool = False):
     from pairforge.pipeline.runner import run_pipeline
     from pairforge.report import rejection_table
 
+    if quiet:
+        _quiet_ray_announcements()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -48,3 +48,22 @@ def test_one_node_cpu_run_uses_plain_actors_and_writes_the_local_bytes(tmp_path)
         got[executor] = r.stdout.split()[-2:]
     assert got["ray"] == ["3", "False"], "three shards written on Ray without importing ray.data"
     assert _tar_digests(tmp_path / "ray") == _tar_digests(tmp_path / "local") and len(_tar_digests(tmp_path / "ray")) == 3
+
+
+def test_quiet_ray_degrade_prints_nothing(tmp_path):
+    """`-q` means no chatter: Ray's announcement that it switched token authentication on for the
+    local cluster it started (printed on every start) is not shown; the run still succeeds."""
+    from tests.conftest import photo, png_bytes
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(("astronaut", "coffee")):
+        (src / f"{i}.png").write_bytes(png_bytes(photo(name, 64)))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["HOME"] = str(tmp_path / "home")  # Ray keeps the token it generates under ~/.ray
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    r = subprocess.run([sys.executable, "-m", "pairforge.cli", "degrade", str(src), str(tmp_path / "out"), "--ray", "-q"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Token authentication" not in r.stderr, r.stderr[-2000:]
+    assert len(list((tmp_path / "out" / "shards").glob("*.tar"))) == 1
