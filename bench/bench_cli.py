@@ -12,7 +12,10 @@ the markdown (bench/report_md.py makes the same tables from the JSON).
 Commands:
 * `pairforge degrade IN OUT --preset realesrgan` (local executor, the default), the same with `--ray`,
   and `--preset realworld` (the nine types, weight-free scene model);
-* `pairgen -i IN -o OUT -s 4 --blur --noise --jpeg -w 2` (pairgen 1.0.1, a simpler single-order chain);
+* `pairforge degrade IN OUT --preset simple` (blur at full size, area downscale, noise and JPEG on the LQ):
+  about the pixel work pairgen's command does, for a like-for-like ratio;
+* `pairgen -i IN -o OUT -s 4 --blur --noise --jpeg -w 2` (pairgen 1.0.1: shrinks the photo first, then
+  blur, noise, JPEG and a random resize at the LQ size, each with probability 0.8);
 * `python bench/basicsr_degrade.py IN OUT` (BasicSR 1.4.2's own x4plus chain, batches of 8);
 * start-up: `pairforge --help`; each command on one photo: wall clock, seconds spent importing
   (`-X importtime`) and which heavy modules (torch, ray, pyiqa, transformers, diffusers) it imports.
@@ -38,7 +41,7 @@ from report_md import cli_md  # noqa: E402
 BIN = Path(sys.executable).parent
 HEAVY = ("torch", "ray", "pyiqa", "transformers", "diffusers")
 METHODS = ("pairforge degrade realesrgan", "pairforge degrade realesrgan --ray", "pairforge degrade realworld",
-           "pairgen -s 4 --blur --noise --jpeg -w 2", "BasicSR x4plus chain")
+           "pairforge degrade simple", "pairgen -s 4 --blur --noise --jpeg -w 2", "BasicSR x4plus chain")
 #: ~25-40x slower per pair than the chain: measured on fewer photos (--slow-sizes)
 SLOW = ("BasicSR x4plus chain", "pairforge degrade realworld")
 
@@ -53,6 +56,7 @@ def commands(name: str, inp: Path, out: Path) -> list[str]:
         "pairforge degrade realesrgan": [pf, "degrade", str(inp), str(out), "--preset", "realesrgan", "-q"],
         "pairforge degrade realesrgan --ray": [pf, "degrade", str(inp), str(out), "--preset", "realesrgan", "--ray", "-q"],
         "pairforge degrade realworld": [pf, "degrade", str(inp), str(out), "--preset", "realworld", "-q"],
+        "pairforge degrade simple": [pf, "degrade", str(inp), str(out), "--preset", "simple", "-q"],
         "pairgen -s 4 --blur --noise --jpeg -w 2": [str(BIN / "pairgen"), "-i", str(inp), "-o", str(out), "-s", "4",
                                                     "--blur", "--noise", "--jpeg", "-w", "2"],
         "BasicSR x4plus chain": [sys.executable, str(ROOT / "bench" / "basicsr_degrade.py"), str(inp), str(out)],
@@ -217,6 +221,11 @@ def ratios(c: dict) -> dict:
         out["realesrgan_vs_pairgen_marginal"] = pf["marginal_pairs_per_s"] / pg["marginal_pairs_per_s"]
     if pf.get("marginal_cpu_ms_per_pair") and pg.get("marginal_cpu_ms_per_pair"):
         out["realesrgan_vs_pairgen_marginal_cpu"] = pg["marginal_cpu_ms_per_pair"] / pf["marginal_cpu_ms_per_pair"]
+    simple = c.get("pairforge degrade simple", {})
+    if simple.get("marginal_pairs_per_s") and pg.get("marginal_pairs_per_s"):
+        out["simple_vs_pairgen_marginal"] = simple["marginal_pairs_per_s"] / pg["marginal_pairs_per_s"]
+    if simple.get("marginal_cpu_ms_per_pair") and pg.get("marginal_cpu_ms_per_pair"):
+        out["simple_vs_pairgen_marginal_cpu"] = pg["marginal_cpu_ms_per_pair"] / simple["marginal_cpu_ms_per_pair"]
     common = set(pf.get("runs", {})) & set(bs.get("runs", {}))
     if common:
         n = max(common, key=int)

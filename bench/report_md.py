@@ -55,6 +55,8 @@ def cli_md(res: dict) -> str:
     labels = {
         "realesrgan_vs_pairgen_marginal": "`degrade --preset realesrgan` vs `pairgen -w 2`, marginal rate (goal >= 2x)",
         "realesrgan_vs_pairgen_marginal_cpu": "same, CPU per pair (pairgen CPU / pairforge CPU)",
+        "simple_vs_pairgen_marginal": "`degrade --preset simple` (about pairgen's pixel work) vs `pairgen -w 2`, marginal rate",
+        "simple_vs_pairgen_marginal_cpu": "same, CPU per pair (pairgen CPU / pairforge CPU)",
         "realesrgan_vs_basicsr_whole": "`degrade --preset realesrgan` vs BasicSR's whole run, same photos (goal >= 20x)",
         "ray_over_local_whole": "`--ray` vs local, whole command on the larger size (wall local / wall ray; 1.0 = as fast)",
     }
