@@ -10,8 +10,10 @@ commands use `--basicsr-sizes` and `--slow-sizes` (realworld). Writes bench/resu
 the markdown (bench/report_md.py makes the same tables from the JSON).
 
 Commands:
-* `pairforge degrade IN OUT --preset realesrgan` (local executor, the default), the same with `--ray`,
-  and `--preset realworld` (the nine types, weight-free scene model);
+* `pairforge degrade IN OUT --preset realesrgan` (local executor, the default), the same with `--ray`
+  (which starts a private Ray and stops it at the end), with `--ray --ray-address ADDR` on a Ray that is
+  already running on this machine (`ray start --head`, started once by the benchmark outside the
+  timed command; the command joins it with `--ray-address auto`), and `--preset realworld` (the nine types, weight-free scene model);
 * `pairforge degrade IN OUT --preset simple` (blur at full size, area downscale, noise and JPEG on the LQ):
   about the pixel work pairgen's command does, for a like-for-like ratio;
 * `pairgen -i IN -o OUT -s 4 --blur --noise --jpeg -w 2` (pairgen 1.0.1: shrinks the photo first, then
@@ -23,12 +25,14 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,7 +44,8 @@ from report_md import cli_md  # noqa: E402
 
 BIN = Path(sys.executable).parent
 HEAVY = ("torch", "ray", "pyiqa", "transformers", "diffusers")
-METHODS = ("pairforge degrade realesrgan", "pairforge degrade realesrgan --ray", "pairforge degrade realworld",
+RUNNING_RAY = "pairforge degrade realesrgan --ray-address (Ray already running)"
+METHODS = ("pairforge degrade realesrgan", "pairforge degrade realesrgan --ray", RUNNING_RAY, "pairforge degrade realworld",
            "pairforge degrade simple", "pairgen -s 4 --blur --noise --jpeg -w 2", "BasicSR x4plus chain")
 #: ~25-40x slower per pair than the chain: measured on fewer photos (--slow-sizes)
 SLOW = ("BasicSR x4plus chain", "pairforge degrade realworld")
@@ -50,8 +55,39 @@ def timed(cmd: list[str], env: dict | None = None) -> float:
     return measure(cmd, env).wall_s
 
 
+#: the address of the Ray that ``running_ray`` keeps up (the RUNNING_RAY method connects to it)
+_RAY_ADDRESS: list[str] = []
+
+
+@contextlib.contextmanager
+def running_ray(cpus: int):
+    """`ray start --head --block` for the duration: the Ray a user keeps running on a machine (its
+    start-up is not part of any timed command); stopped with SIGTERM, which `--block` turns into
+    stopping every process it started (never `ray stop`, which stops every Ray on the machine)."""
+    proc = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--num-cpus={cpus}", "--include-dashboard=false",
+                             "--disable-usage-stats"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        for line in proc.stdout:
+            if "ray start --address=" in line:  # up; a driver on this machine joins it with `auto`, as Ray says
+                _RAY_ADDRESS[:] = ["auto"]
+                break
+            if time.time() > deadline:
+                break
+        if not _RAY_ADDRESS:
+            raise RuntimeError("the benchmark's `ray start --head` did not report its address")
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+        yield _RAY_ADDRESS[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+        _RAY_ADDRESS.clear()
+
+
 def commands(name: str, inp: Path, out: Path) -> list[str]:
     pf = str(BIN / "pairforge")
+    if name == RUNNING_RAY:
+        return [pf, "degrade", str(inp), str(out), "--preset", "realesrgan", "--ray", "--ray-address", _RAY_ADDRESS[0], "-q"]
     return {
         "pairforge degrade realesrgan": [pf, "degrade", str(inp), str(out), "--preset", "realesrgan", "-q"],
         "pairforge degrade realesrgan --ray": [pf, "degrade", str(inp), str(out), "--preset", "realesrgan", "--ray", "-q"],
@@ -136,6 +172,27 @@ def runnable_threads(cmd: list[str], cores: int, interval: float = 0.005) -> dic
     }
 
 
+def time_method(name: str, args, folders: dict, tmp: Path) -> dict:
+    """Whole-command runs of one method at its two sizes (best of --rounds) and the marginal rate."""
+    sizes = args.basicsr_sizes if name.startswith("BasicSR") else args.slow_sizes if name in SLOW else args.sizes
+    row: dict = {"sizes": sizes, "runs": {}}
+    for n in sizes:
+        best = None
+        for r in range(args.rounds):
+            o = tmp / f"out-{abs(hash(name))}-{n}-{r}"
+            m = measure(commands(name, folders[n], o))
+            best = m if best is None or m.wall_s < best.wall_s else best
+            shutil.rmtree(o, ignore_errors=True)
+        row["runs"][str(n)] = best.to_dict()
+        print(f"  {name:40s} {n:4d} photos {best.wall_s:7.1f} s wall {best.cpu_s:7.1f} s CPU", flush=True)
+    (n1, n2) = sizes
+    r1, r2 = row["runs"][str(n1)], row["runs"][str(n2)]
+    dt, dc = r2["wall_s"] - r1["wall_s"], r2["cpu_s"] - r1["cpu_s"]
+    row["marginal_pairs_per_s"] = round((n2 - n1) / dt, 2) if dt > 0 else None
+    row["marginal_cpu_ms_per_pair"] = round(1000 * dc / (n2 - n1), 1) if dc > 0 else None
+    return row
+
+
 def main(argv: list[str] | None = None) -> dict:
     from bench_degrade import make_inputs
 
@@ -177,23 +234,11 @@ def main(argv: list[str] | None = None) -> dict:
             for d in tmp.glob("one-*"):
                 shutil.rmtree(d, ignore_errors=True)
         for name in args.methods:
-            sizes = args.basicsr_sizes if name.startswith("BasicSR") else args.slow_sizes if name in SLOW else args.sizes
-            row: dict = {"sizes": sizes, "runs": {}}
-            for n in sizes:
-                best = None
-                for r in range(args.rounds):
-                    o = tmp / f"out-{abs(hash(name))}-{n}-{r}"
-                    m = measure(commands(name, folders[n], o))
-                    best = m if best is None or m.wall_s < best.wall_s else best
-                    shutil.rmtree(o, ignore_errors=True)
-                row["runs"][str(n)] = best.to_dict()
-                print(f"  {name:40s} {n:4d} photos {best.wall_s:7.1f} s wall {best.cpu_s:7.1f} s CPU", flush=True)
-            (n1, n2) = sizes
-            r1, r2 = row["runs"][str(n1)], row["runs"][str(n2)]
-            dt, dc = r2["wall_s"] - r1["wall_s"], r2["cpu_s"] - r1["cpu_s"]
-            row["marginal_pairs_per_s"] = round((n2 - n1) / dt, 2) if dt > 0 else None
-            row["marginal_cpu_ms_per_pair"] = round(1000 * dc / (n2 - n1), 1) if dc > 0 else None
-            res["commands"][name] = row
+            if name == RUNNING_RAY:
+                with running_ray(int(info.get("cores") or os.cpu_count() or 1)):
+                    res["commands"][name] = time_method(name, args, folders, tmp)
+                continue
+            res["commands"][name] = time_method(name, args, folders, tmp)
         # issue 14.2 "every core busy", in a form a busy machine does not hide
         name = "pairforge degrade realesrgan"
         if name in args.methods:
@@ -235,6 +280,13 @@ def ratios(c: dict) -> dict:
     if common:
         n = max(common, key=int)
         out["ray_over_local_whole"] = pf["runs"][n]["wall_s"] / ray["runs"][n]["wall_s"]
+    running = c.get(RUNNING_RAY, {})
+    common = set(pf.get("runs", {})) & set(running.get("runs", {}))
+    if common:
+        n = max(common, key=int)
+        out["running_ray_over_local_whole"] = pf["runs"][n]["wall_s"] / running["runs"][n]["wall_s"]
+    if pf.get("marginal_pairs_per_s") and running.get("marginal_pairs_per_s"):
+        out["running_ray_over_local_marginal"] = running["marginal_pairs_per_s"] / pf["marginal_pairs_per_s"]
     return out
 
 

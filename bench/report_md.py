@@ -59,6 +59,8 @@ def cli_md(res: dict) -> str:
         "simple_vs_pairgen_marginal_cpu": "same, CPU per pair (pairgen CPU / pairforge CPU)",
         "realesrgan_vs_basicsr_whole": "`degrade --preset realesrgan` vs BasicSR's whole run, same photos (goal >= 20x)",
         "ray_over_local_whole": "`--ray` vs local, whole command on the larger size (wall local / wall ray; 1.0 = as fast)",
+        "running_ray_over_local_whole": "`--ray --ray-address` on a Ray already running here vs local, whole command on the larger size (wall local / wall ray)",
+        "running_ray_over_local_marginal": "same, marginal rate (Ray / local)",
     }
     for k, label in labels.items():
         if r.get(k) is not None:

@@ -30,3 +30,7 @@ def _rebuild(cls: type[UserError], message: str) -> UserError:
 class ModelLoadError(UserError, RuntimeError):
     """A model or weight file a stage needs could not be loaded; the run stops at setup, naming it.
     (Also a RuntimeError, as the loaders' errors were before they had a type of their own.)"""
+
+
+class RayConnectError(UserError):
+    """``--ray-address`` (or ``ray.address``) names a Ray cluster this driver could not join."""
