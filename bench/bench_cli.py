@@ -13,7 +13,8 @@ Commands:
 * `pairforge degrade IN OUT --preset realesrgan` (local executor, the default), the same with `--ray`
   (which starts a private Ray and stops it at the end), with `--ray --ray-address ADDR` on a Ray that is
   already running on this machine (`ray start --head`, started once by the benchmark outside the
-  timed command; the command joins it with `--ray-address auto`), and `--preset realworld` (the nine types, weight-free scene model);
+  timed command; the command joins it with `--ray-address auto`; its CPU and RSS columns count the
+  command's own processes only, the actors run in the cluster's), and `--preset realworld` (the nine types, weight-free scene model);
 * `pairforge degrade IN OUT --preset simple` (blur at full size, area downscale, noise and JPEG on the LQ):
   about the pixel work pairgen's command does, for a like-for-like ratio;
 * `pairgen -i IN -o OUT -s 4 --blur --noise --jpeg -w 2` (pairgen 1.0.1: shrinks the photo first, then
@@ -66,11 +67,13 @@ def running_ray(cpus: int):
     stopping every process it started (never `ray stop`, which stops every Ray on the machine)."""
     proc = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--num-cpus={cpus}", "--include-dashboard=false",
                              "--disable-usage-stats"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    head = None
     try:
         deadline = time.time() + 120
         for line in proc.stdout:
             if "ray start --address=" in line:  # up; a driver on this machine joins it with `auto`, as Ray says
                 _RAY_ADDRESS[:] = ["auto"]
+                head = line.split("--address=", 1)[1].strip().strip("'\"")
                 break
             if time.time() > deadline:
                 break
@@ -80,8 +83,20 @@ def running_ray(cpus: int):
         yield _RAY_ADDRESS[0]
     finally:
         proc.terminate()
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
         _RAY_ADDRESS.clear()
+        # `--block` leaves the "current cluster" file naming the stopped head, and a later plain
+        # ray.init() on this machine would try to join it; remove it if it is still ours
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        try:
+            if head and current.read_text().strip() == head:
+                current.unlink()
+        except OSError:
+            pass
 
 
 def commands(name: str, inp: Path, out: Path) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pairforge.errors import RayConnectError, UserError
-from pairforge.pipeline.executors import check_ray_address, ray_connect_message
+from pairforge.pipeline.rayaddress import check_ray_address, ray_connect_message
 
 
 def _closed_port() -> int:
@@ -70,3 +70,12 @@ def test_cli_dead_address_is_one_line(tmp_path):
     assert r.returncode != 0
     assert f"127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) <= 3, r.stderr
+
+
+def test_train_on_a_dead_ray_address_is_one_line(tmp_path):
+    port = _closed_port()
+    r = subprocess.run([sys.executable, "-m", "pairforge.cli", "train", "configs/train-quickstart.yaml", "--ray",
+                        "--set", f"ray.address=127.0.0.1:{port}", "--set", f"output.dir={tmp_path / 'out'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert f"127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

@@ -39,13 +39,18 @@ def train_command(
         typer.echo(str(e), err=True)
         raise typer.Exit(2)
     console = Console()
+    from pairforge.errors import UserError
+
     if ray:
         from pairforge.train.launch_ray import train_with_ray
 
-        metrics = train_with_ray(cfg, stop_at=stop_at, resume=resume)
+        try:
+            metrics = train_with_ray(cfg, stop_at=stop_at, resume=resume)
+        except UserError as e:  # a Ray address that cannot be joined, ...: one line
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2)
         console.print(f"Ray Train finished: {metrics}")
         return
-    from pairforge.errors import UserError
     from pairforge.train.loop import run_training
 
     try:

@@ -32,7 +32,12 @@ def train_with_ray(config: TrainConfig, *, stop_at: int | None = None, resume: b
 
     rc = config.ray
     if not ray.is_initialized():
-        ray.init(address=rc.address, log_to_driver=True)
+        if rc.address:
+            from pairforge.pipeline.rayaddress import join_ray
+
+            join_ray(rc.address, log_to_driver=True)
+        else:
+            ray.init(log_to_driver=True)
     out = Path(config.output.dir).resolve()
     trainer = TorchTrainer(
         _worker_loop,
