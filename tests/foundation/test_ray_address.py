@@ -79,3 +79,68 @@ def test_train_on_a_dead_ray_address_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert f"127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+class _Init:
+    """Stands in for ray.init in the decision tests: records how it was called."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    import ray
+
+    from pairforge.pipeline import rayaddress
+
+    init = _Init()
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    return rayaddress, init, monkeypatch
+
+
+def test_no_address_no_recorded_cluster_starts_a_sized_ray(fake_ray):
+    rayaddress, init, mp = fake_ray
+    mp.setattr(rayaddress, "recorded_cluster", lambda: None)
+    assert rayaddress.init_ray(None, num_cpus=2, object_store_memory=10**9) == "started"
+    assert init.calls == [{"num_cpus": 2, "object_store_memory": 10**9}]
+
+
+def test_stale_recorded_cluster_is_ignored_with_a_warning(fake_ray, caplog):
+    """A stopped `ray start` leaves its head's address behind; a plain ray.init() would wait on it."""
+    rayaddress, init, mp = fake_ray
+    port = _closed_port()
+    mp.setattr(rayaddress, "recorded_cluster", lambda: f"127.0.0.1:{port}")
+    with caplog.at_level("WARNING", logger="pairforge.pipeline.rayaddress"):
+        got = rayaddress.init_ray(None, num_cpus=2)
+    assert got.startswith("started") and init.calls == [{"address": "local", "num_cpus": 2, "object_store_memory": None}]
+    assert f"127.0.0.1:{port}" in caplog.text
+    with pytest.raises(RayConnectError, match=f"recorded its head at 127.0.0.1:{port}"):
+        rayaddress.init_ray("auto")
+    assert len(init.calls) == 1
+
+
+def test_a_live_recorded_cluster_is_joined_without_sizing_it(fake_ray):
+    rayaddress, init, mp = fake_ray
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+        mp.setattr(rayaddress, "recorded_cluster", lambda: addr)
+        assert rayaddress.init_ray(None, num_cpus=2) == f"joined {addr}"
+        assert rayaddress.init_ray("auto", num_cpus=2) == f"joined {addr}"
+    # joined as ray.init joins it (address None / auto), so Ray also finds the cluster's token
+    assert init.calls == [{"address": None}, {"address": "auto"}]
+
+
+def test_ray_address_env_is_an_address_like_the_flag(fake_ray):
+    rayaddress, init, mp = fake_ray
+    port = _closed_port()
+    mp.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(RayConnectError, match=f"127.0.0.1:{port}"):
+        rayaddress.init_ray(None)
+    assert init.calls == []

@@ -16,7 +16,7 @@ from pairforge.errors import UserError
 from pairforge.io.dataset import DatasetWriter, writer_for
 from pairforge.io.storage import open_storage
 from pairforge.pipeline.plan import Plan, PlanError, Segment, ShardSpec
-from pairforge.pipeline.rayaddress import join_ray
+from pairforge.pipeline.rayaddress import init_ray
 from pairforge.pipeline.shardwork import run_stages, shard_batch, write_batch
 from pairforge.stage import Placement, Stage
 
@@ -273,10 +273,7 @@ class RayExecutor:
         if ray.is_initialized():
             return ray
         kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
-        if self.address:
-            join_ray(self.address, **kwargs)
-        else:
-            ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, **kwargs)
+        init_ray(self.address, num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, **kwargs)
         return ray
 
     def run(self, plan: Plan, pending: list[ShardSpec], on_record: OnRecord) -> None:

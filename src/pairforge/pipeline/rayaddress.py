@@ -1,11 +1,45 @@
-"""Joining a Ray cluster by address, with the two failures users meet turned into one line each: an
-address where nothing answers (``ray.init`` retries it for ~11 minutes, measured) and a cluster that
-wants an authentication token this process does not send."""
+"""Joining or starting Ray without the hangs and tracebacks ``ray.init`` gives for three things users
+meet: an address where nothing answers (``ray.init`` retries it for ~11 minutes, measured), a
+cluster that wants an authentication token this process does not send, and the "current cluster"
+file a stopped ``ray start`` leaves behind (a plain ``ray.init()`` then tries to join that dead head,
+with the same 11-minute wait, or refuses ``num_cpus``)."""
 from __future__ import annotations
 
+import logging
+import os
 import socket
 
 from pairforge.errors import RayConnectError
+
+log = logging.getLogger(__name__)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RayConnectError(f"Ray address {address!r} is not host:port, ray://host:port, auto or local")
+    return host.strip("[]"), int(port)
+
+
+def address_answers(address: str, timeout: float = 5.0) -> bool:
+    """Whether something accepts a TCP connection at a Ray head's host:port."""
+    try:
+        socket.create_connection(_host_port(address), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def recorded_cluster() -> str | None:
+    """The head address the last ``ray start`` on this machine recorded (Ray's current-cluster file),
+    which a plain ``ray.init()`` joins; None without one."""
+    try:
+        from ray._private.services import find_bootstrap_address
+
+        return find_bootstrap_address(None)
+    except Exception:  # noqa: BLE001 (a Ray without this helper: leave the choice to ray.init)
+        return None
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -13,12 +47,8 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
     about 11 minutes (measured) before it gives up. ``auto`` and ``local`` are left to Ray."""
     if address in ("auto", "local"):
         return
-    hostport = address.split("://", 1)[1] if "://" in address else address
-    host, sep, port = hostport.rstrip("/").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise RayConnectError(f"Ray address {address!r} is not host:port, ray://host:port, auto or local")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(_host_port(address), timeout=timeout).close()
     except OSError as e:
         raise RayConnectError(
             f"nothing answers at the Ray address {address} ({e.strerror or type(e).__name__}); is the cluster "
@@ -49,3 +79,38 @@ def join_ray(address: str, **init_kwargs) -> None:
         ray.init(address=address, **init_kwargs)
     except ConnectionError as e:
         raise RayConnectError(ray_connect_message(address, e)) from None
+
+
+def init_ray(address: str | None, num_cpus: int | None = None, object_store_memory: int | None = None,
+             **init_kwargs) -> str:
+    """Join the Ray cluster ``address`` names, or (no address) the one ``ray.init()`` would join, or
+    start a private one; returns which, for the log. ``num_cpus`` and ``object_store_memory`` size a
+    Ray this process starts; a running cluster keeps its own."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init reads it
+    if address not in (None, "auto"):
+        join_ray(address, **init_kwargs)
+        return f"joined {address}"
+    recorded = recorded_cluster()
+    if recorded is not None and not address_answers(recorded):
+        if address == "auto":
+            raise RayConnectError(
+                f"Ray address auto: the last `ray start` on this machine recorded its head at {recorded}, where "
+                "nothing answers now (stopped, or the machine restarted); start it again (`ray start --head`), "
+                "or leave the address out to start a Ray for this run")
+        log.warning("the last `ray start` on this machine recorded a head at %s where nothing answers now; "
+                    "starting a Ray for this run instead", recorded)
+        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory, **init_kwargs)
+        return "started (stale current-cluster file ignored)"
+    if recorded is not None or address == "auto":
+        if num_cpus is not None or object_store_memory is not None:
+            log.info("joining the running Ray cluster: ray.num_cpus and ray.object_store_memory size only a Ray "
+                     "this run starts")
+        try:
+            ray.init(address=address, **init_kwargs)  # None/auto: Ray finds the head and its token itself
+        except ConnectionError as e:
+            raise RayConnectError(ray_connect_message(recorded or "auto", e)) from None
+        return f"joined {recorded or 'auto'}"
+    ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory, **init_kwargs)
+    return "started"

@@ -32,12 +32,9 @@ def train_with_ray(config: TrainConfig, *, stop_at: int | None = None, resume: b
 
     rc = config.ray
     if not ray.is_initialized():
-        if rc.address:
-            from pairforge.pipeline.rayaddress import join_ray
+        from pairforge.pipeline.rayaddress import init_ray
 
-            join_ray(rc.address, log_to_driver=True)
-        else:
-            ray.init(log_to_driver=True)
+        init_ray(rc.address, log_to_driver=True)
     out = Path(config.output.dir).resolve()
     trainer = TorchTrainer(
         _worker_loop,
