@@ -70,6 +70,10 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5, cwd:
     import psutil
 
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    # as on a user's machine, Python caches bytecode: an environment with PYTHONDONTWRITEBYTECODE (this
+    # development sandbox has it) recompiles every pairforge module from source at each start (~0.1 s of
+    # a 0.8 s start-up), while the pip-installed references (pairgen, BasicSR) had theirs compiled at install
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=stdout, stderr=subprocess.PIPE, text=True)
