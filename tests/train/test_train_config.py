@@ -20,6 +20,9 @@ def test_quickstart_train_config_loads():
     assert cfg.data.patch_size % cfg.model.scale == 0
     assert cfg.split is not None and cfg.split.by == "source" and cfg.split.held_out  # whole photos held out
     assert cfg.data.datasets[0].holdout_every is None and cfg.val.holdout_every is None
+    # what lets the tiny model beat bicubic on the held-out photos (README): detail-only, photos drawn evenly
+    assert cfg.model.residual == "bicubic" and cfg.model.detail_sigma == 4
+    assert cfg.data.datasets[0].balance is not None and cfg.data.datasets[0].balance.field == "source.photo"
     # built-in name lookup works too, and overrides apply
     same = load_train_config("train-quickstart", ["train.max_steps=5", "data.batch_size=2"])
     assert same.train.max_steps == 5 and same.data.batch_size == 2

@@ -47,6 +47,28 @@ def test_rrdbnet_bicubic_residual_starts_at_bicubic():
     torch.testing.assert_close(net(x), ref)
 
 
+def test_rrdbnet_detail_sigma_cannot_shift_tone():
+    # the quickstart model's option: a flat correction (a tone or colour shift) is filtered out entirely,
+    # a fine one passes; the filter is not a weight, so checkpoints keep the plain RRDBNet keys
+    cfg = RRDBNetConfig(scale=4, num_feat=8, num_block=1, num_grow_ch=4, residual="bicubic", detail_sigma=4.0)
+    net = build_generator(cfg)
+    plain = build_generator(cfg.model_copy(update={"detail_sigma": None}))
+    assert net.state_dict().keys() == plain.state_dict().keys()
+    x = torch.rand(1, 3, 12, 10)
+    ref = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        net.conv_last.bias.copy_(torch.tensor([0.2, -0.1, 0.05]))
+        plain.load_state_dict(net.state_dict())
+    torch.testing.assert_close(net(x), ref, atol=1e-5, rtol=0)
+    assert (plain(x) - ref).mean().item() == pytest.approx(0.05, abs=1e-5)  # the mean of the three shifts
+    with torch.no_grad():
+        net.conv_last.bias.zero_()
+        net.conv_last.weight.normal_(0, 0.1)
+    assert (net(x) - ref).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="residual: bicubic"):
+        RRDBNetConfig(detail_sigma=4.0)
+
+
 def test_nafnet_pads_any_size_and_is_a_residual_net():
     net = NAFNet(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1))
     x = torch.rand(1, 3, 21, 30)

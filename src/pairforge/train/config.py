@@ -172,6 +172,15 @@ class RRDBNetConfig(StrictModel):
     num_grow_ch: int = Field(32, ge=1)
     residual: Literal["none", "bicubic"] = Field("none", description="bicubic: learn a residual over the "
                                                  "bicubic upsampled input (not in the paper; converges faster)")
+    detail_sigma: float | None = Field(None, gt=0, description="with residual: bicubic, subtract a Gaussian "
+                                       "low-pass (this sigma, output pixels) of the learned correction: the "
+                                       "model can add and remove detail but cannot shift tone or colour")
+
+    @model_validator(mode="after")
+    def _detail_needs_residual(self):
+        if self.detail_sigma is not None and self.residual != "bicubic":
+            raise ValueError("detail_sigma filters the correction over bicubic; it needs residual: bicubic")
+        return self
 
 
 ModelConfig = Annotated[NAFNetConfig | RRDBNetConfig, Field(discriminator="kind")]

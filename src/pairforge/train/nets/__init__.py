@@ -16,5 +16,6 @@ def build_generator(cfg: NAFNetConfig | RRDBNetConfig) -> nn.Module:
         return NAFNet(3, cfg.width, tuple(cfg.enc_blocks), cfg.middle_blocks, tuple(cfg.dec_blocks),
                       cfg.dw_expand, cfg.ffn_expand, cfg.drop_rate)
     if isinstance(cfg, RRDBNetConfig):
-        return RRDBNet(3, 3, cfg.scale, cfg.num_feat, cfg.num_block, cfg.num_grow_ch, cfg.residual)
+        return RRDBNet(3, 3, cfg.scale, cfg.num_feat, cfg.num_block, cfg.num_grow_ch, cfg.residual,
+                       cfg.detail_sigma)
     raise TypeError(f"unknown model config {type(cfg).__name__}")

@@ -50,7 +50,7 @@ class RRDBNet(nn.Module):
     """x1/x2/x4 super-resolution; input and output in [0, 1]."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, scale: int = 4, num_feat: int = 64, num_block: int = 23,
-                 num_grow_ch: int = 32, residual: str = "none"):
+                 num_grow_ch: int = 32, residual: str = "none", detail_sigma: float | None = None):
         super().__init__()
         if scale not in (1, 2, 4):
             raise ValueError(f"RRDBNet supports scale 1, 2 or 4, not {scale}")
@@ -69,6 +69,13 @@ class RRDBNet(nn.Module):
             # start exactly at the bicubic baseline and learn the correction
             nn.init.zeros_(self.conv_last.weight)
             nn.init.zeros_(self.conv_last.bias)
+        self.detail_sigma = detail_sigma
+        if detail_sigma is not None:
+            r = max(1, int(3 * detail_sigma + 0.5))
+            t = torch.arange(-r, r + 1, dtype=torch.float32)
+            g = torch.exp(-0.5 * (t / detail_sigma) ** 2)
+            # a fixed filter, not a weight: kept out of the state dict
+            self.register_buffer("lowpass_1d", g / g.sum(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -83,7 +90,18 @@ class RRDBNet(nn.Module):
         feat = self.act(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         out = self.conv_last(self.act(self.conv_hr(feat)))
         out = out[..., : h * self.scale, : w * self.scale]
+        if self.detail_sigma is not None:
+            out = out - self._lowpass(out)
         if self.residual == "bicubic":
             up = x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
             out = out + up
         return out
+
+    def _lowpass(self, t: torch.Tensor) -> torch.Tensor:
+        """Separable Gaussian blur per channel (replicated borders: works at any size)."""
+        k = self.lowpass_1d.to(t.dtype)
+        r = k.numel() // 2
+        c = t.shape[1]
+        t = F.pad(t, (r, r, r, r), mode="replicate")
+        t = F.conv2d(t, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(t, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
