@@ -269,3 +269,24 @@ def test_tick_values_are_round_and_labelled_with_the_decimals_they_need():
     assert [tick_label(t, step) for t in ticks] == ["0.25", "0.50", "0.75", "1.00", "1.25"]
     assert nice_ticks(0.0, 3.0, integer=True)[1] == 1.0
     assert tick_label(-2.0, 1.0) == "\u22122"
+
+
+def test_compiled_template_is_cached_and_renders_the_same(synthetic, tmp_path, monkeypatch):
+    """The report template's compiled code is kept (jinja2's bytecode cache, keyed by the template's
+    checksum) and a report rendered from it is the one rendered from source."""
+    import re
+
+    import jinja2
+
+    from pairforge.runreport import page
+
+    def strip_clock(html: str) -> str:  # the generation time and the seconds it took differ between renders
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|\b\d+\.\d s\b", "", html)
+
+    monkeypatch.setattr(page, "_bytecode_cache", lambda: None)
+    from_source = render_report(LocalStorage(synthetic))
+    monkeypatch.setattr(page, "_bytecode_cache", lambda: jinja2.FileSystemBytecodeCache(str(tmp_path)))
+    first = render_report(LocalStorage(synthetic))
+    assert len(list(tmp_path.glob("__jinja2_*.cache"))) == 1
+    cached = render_report(LocalStorage(synthetic))
+    assert strip_clock(first) == strip_clock(from_source) == strip_clock(cached)
