@@ -290,3 +290,19 @@ def test_compiled_template_is_cached_and_renders_the_same(synthetic, tmp_path, m
     assert len(list(tmp_path.glob("__jinja2_*.cache"))) == 1
     cached = render_report(LocalStorage(synthetic))
     assert strip_clock(first) == strip_clock(from_source) == strip_clock(cached)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_compile(synthetic, tmp_path, monkeypatch):
+    """The cache directory removed under the report (a temp cleaner) or unwritable: the report is still
+    written, from a fresh compile."""
+    import shutil
+
+    from pairforge.runreport import page
+
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    cache = page._BestEffortBytecodeCache(str(cache_dir))
+    shutil.rmtree(cache_dir)
+    monkeypatch.setattr(page, "_bytecode_cache", lambda: cache)
+    html = render_report(LocalStorage(synthetic))
+    assert "<html" in html and not cache_dir.exists()

@@ -21,12 +21,29 @@ REPORT_NAME = "report.html"
 TEMPLATE = "report.html.j2"
 
 
+class _BestEffortBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """jinja2's file cache, except that failing to read or write it (a full disk, a temp cleaner that
+    removed the directory) only costs compiling the template again, never the report."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except OSError:
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiling the template costs ~50 ms, a sixth of a one-photo `degrade`; jinja2 keeps the compiled
     code in a per-user temp directory it creates private (keyed by the template's source checksum, so
     an edited template recompiles). Without a usable temp directory every run compiles."""
     try:
-        return jinja2.FileSystemBytecodeCache()
+        return _BestEffortBytecodeCache()
     except (OSError, RuntimeError):
         return None
 
