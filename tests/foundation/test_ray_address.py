@@ -144,3 +144,10 @@ def test_ray_address_env_is_an_address_like_the_flag(fake_ray):
     with pytest.raises(RayConnectError, match=f"127.0.0.1:{port}"):
         rayaddress.init_ray(None)
     assert init.calls == []
+
+
+def test_local_starts_a_sized_ray_even_beside_a_running_one(fake_ray):
+    rayaddress, init, mp = fake_ray
+    mp.setattr(rayaddress, "recorded_cluster", lambda: "127.0.0.1:1")
+    assert rayaddress.init_ray("local", num_cpus=3) == "started"
+    assert init.calls == [{"address": "local", "num_cpus": 3, "object_store_memory": None}]

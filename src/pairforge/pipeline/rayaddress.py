@@ -89,6 +89,9 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_memo
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init reads it
+    if address == "local":  # Ray's word for "start a new one here", whatever else runs
+        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory, **init_kwargs)
+        return "started"
     if address not in (None, "auto"):
         join_ray(address, **init_kwargs)
         return f"joined {address}"
