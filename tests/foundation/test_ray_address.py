@@ -151,3 +151,11 @@ def test_local_starts_a_sized_ray_even_beside_a_running_one(fake_ray):
     mp.setattr(rayaddress, "recorded_cluster", lambda: "127.0.0.1:1")
     assert rayaddress.init_ray("local", num_cpus=3) == "started"
     assert init.calls == [{"address": "local", "num_cpus": 3, "object_store_memory": None}]
+
+
+def test_a_damaged_recorded_address_starts_a_private_ray(fake_ray):
+    rayaddress, init, mp = fake_ray
+    mp.setattr(rayaddress, "recorded_cluster", lambda: "not-an-address")
+    assert rayaddress.address_answers("not-an-address") is False
+    assert rayaddress.init_ray(None, num_cpus=1).startswith("started")
+    assert init.calls == [{"address": "local", "num_cpus": 1, "object_store_memory": None}]

@@ -22,12 +22,21 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def address_answers(address: str, timeout: float = 5.0) -> bool:
-    """Whether something accepts a TCP connection at a Ray head's host:port."""
+def _connect_error(address: str, timeout: float) -> OSError | None:
+    """Why a TCP connection to a Ray head's host:port fails, or None when something accepts it."""
     try:
         socket.create_connection(_host_port(address), timeout=timeout).close()
-        return True
-    except OSError:
+        return None
+    except OSError as e:
+        return e
+
+
+def address_answers(address: str, timeout: float = 5.0) -> bool:
+    """Whether something accepts a TCP connection at a Ray head's host:port (False for an address that
+    is not one, e.g. a damaged current-cluster file)."""
+    try:
+        return _connect_error(address, timeout) is None
+    except RayConnectError:
         return False
 
 
@@ -47,13 +56,12 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
     about 11 minutes (measured) before it gives up. ``auto`` and ``local`` are left to Ray."""
     if address in ("auto", "local"):
         return
-    try:
-        socket.create_connection(_host_port(address), timeout=timeout).close()
-    except OSError as e:
+    e = _connect_error(address, timeout)
+    if e is not None:
         raise RayConnectError(
             f"nothing answers at the Ray address {address} ({e.strerror or type(e).__name__}); is the cluster "
             "running (`ray status` on its head), and is this the head's host:port (or auto on the head node)?"
-        ) from None
+        )
 
 
 def ray_connect_message(address: str, exc: BaseException) -> str:
